@@ -1,0 +1,83 @@
+package layers
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// float is the set of element types the kernels are written for.
+type float interface{ float32 | float64 }
+
+// opBase gives the methods every op of this package shares: pure, no cgo,
+// never overwriting an input.
+type opBase struct{}
+
+func (opBase) ReturnsPtr() bool     { return false }
+func (opBase) CallsExtern() bool    { return false }
+func (opBase) OverwritesInput() int { return -1 }
+
+// tensorType is the Gorgonia type of a dims-dimensional tensor of element
+// type variable a.
+func tensorType(dims int) hm.Type {
+	return G.TensorType{Dims: dims, Of: hm.TypeVariable('a')}
+}
+
+// hashOf hashes what an op writes with WriteHash.
+func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+
+// writeIdentity writes an op's name and its address: ops that hold state
+// (running statistics, a random stream, saved activations) must never be
+// merged by Gorgonia's hash-consing, so their hash names the instance.
+func writeIdentity(h hash.Hash, name string, op any) {
+	fmt.Fprintf(h, "%s@%p", name, op)
+}
+
+// dense returns v as a *tensor.Dense, or an error naming the op.
+func dense(op string, v G.Value) (*tensor.Dense, error) {
+	d, ok := v.(*tensor.Dense)
+	if !ok {
+		return nil, fmt.Errorf("layers: %s: expected a *tensor.Dense, got %T", op, v)
+	}
+	return d, nil
+}
+
+// denses converts all inputs, checking that they share one float dtype.
+func denses(op string, vs ...G.Value) ([]*tensor.Dense, error) {
+	out := make([]*tensor.Dense, len(vs))
+	for i, v := range vs {
+		d, err := dense(op, v)
+		if err != nil {
+			return nil, err
+		}
+		if d.Dtype() != tensor.Float32 && d.Dtype() != tensor.Float64 {
+			return nil, fmt.Errorf("layers: %s: input %d has dtype %v; only float32 and float64 are supported", op, i, d.Dtype())
+		}
+		if i > 0 && d.Dtype() != out[0].Dtype() {
+			return nil, fmt.Errorf("layers: %s: input %d has dtype %v, input 0 has %v", op, i, d.Dtype(), out[0].Dtype())
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+// output returns prealloc when it is a dense tensor of the right dtype and
+// shape (the TapeMachine hands back the previous step's buffer), else a new
+// zeroed tensor.
+func output(prealloc G.Value, dt tensor.Dtype, shape tensor.Shape) *tensor.Dense {
+	if p, ok := prealloc.(*tensor.Dense); ok && p.Dtype() == dt && p.Shape().Eq(shape) {
+		return p
+	}
+	return tensor.New(tensor.Of(dt), tensor.WithShape(shape.Clone()...))
+}
+
+// data returns the backing slice of a dense float tensor of type T.
+func data[T float](d *tensor.Dense) []T { return d.Data().([]T) }

@@ -1,0 +1,542 @@
+package layers
+
+import (
+	"fmt"
+	"hash"
+	"runtime"
+	"sync"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Conv2d is a 2-D convolution as PyTorch's nn.Conv2d with dilation 1 and
+// groups 1 (a cross-correlation with zero padding).
+// x is (N, C, H, W), w is (O, C, kH, kW), b is (O) or nil; the result is
+// (N, O, H', W') with H' = (H + 2·padding − kH)/stride + 1 (same for W).
+//
+// Each batch item is unrolled by im2col and multiplied by w in one GEMM
+// straight into the NCHW output; batch items are spread over the CPUs.
+func Conv2d(x, w, b *G.Node, stride, padding int) (*G.Node, error) {
+	g, err := convGeometry(x, w, b, stride, padding)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return G.ApplyOp(convOp{g: g}, x, w)
+	}
+	return G.ApplyOp(convOp{g: g, bias: true}, x, w, b)
+}
+
+// convGeom is everything a convolution's kernels need to know about shapes:
+// x is (n, c, h, w), the weights are (o, c, kh, kw), y is (n, o, oh, ow).
+type convGeom struct {
+	n, c, h, w  int
+	o, kh, kw   int
+	stride, pad int
+	oh, ow      int
+}
+
+// convGeometry checks Conv2d's arguments and derives the output size.
+func convGeometry(x, w, b *G.Node, stride, padding int) (convGeom, error) {
+	const op = "Conv2d"
+	if err := checkNode(op, "x", x, 4, "(N, C, H, W)"); err != nil {
+		return convGeom{}, err
+	}
+	if err := checkNode(op, "w", w, 4, "(O, C, kH, kW)"); err != nil {
+		return convGeom{}, err
+	}
+	if err := sameDtype(op, x, w); err != nil {
+		return convGeom{}, err
+	}
+	xs, ws := x.Shape(), w.Shape()
+	g := convGeom{
+		n: xs[0], c: xs[1], h: xs[2], w: xs[3],
+		o: ws[0], kh: ws[2], kw: ws[3],
+		stride: stride, pad: padding,
+	}
+	switch {
+	case stride < 1:
+		return g, fmt.Errorf("layers: %s: stride is %d; it must be at least 1", op, stride)
+	case padding < 0:
+		return g, fmt.Errorf("layers: %s: padding is %d; it must be 0 or more", op, padding)
+	case ws[1] != g.c:
+		return g, fmt.Errorf("layers: %s: x has %d channels but w %v expects %d; w must be (O, %d, kH, kW)", op, g.c, ws, ws[1], g.c)
+	case g.kh > g.h+2*padding || g.kw > g.w+2*padding:
+		return g, fmt.Errorf("layers: %s: kernel %d×%d is larger than the padded input %d×%d; use a smaller kernel or more padding", op, g.kh, g.kw, g.h+2*padding, g.w+2*padding)
+	}
+	if b != nil {
+		if err := checkNode(op, "b", b, 1, "(O)"); err != nil {
+			return g, err
+		}
+		if err := sameDtype(op, x, b); err != nil {
+			return g, err
+		}
+		if b.Shape()[0] != g.o {
+			return g, fmt.Errorf("layers: %s: b has %d elements but w has %d output channels", op, b.Shape()[0], g.o)
+		}
+	}
+	g.oh = (g.h+2*padding-g.kh)/stride + 1
+	g.ow = (g.w+2*padding-g.kw)/stride + 1
+	return g, nil
+}
+
+// checkNode returns an error unless n is a float32 or float64 tensor of the
+// given rank; layout names its axes for the message.
+func checkNode(op, name string, n *G.Node, rank int, layout string) error {
+	if n == nil {
+		return fmt.Errorf("layers: %s: %s is nil", op, name)
+	}
+	if d := n.Dtype(); d != tensor.Float32 && d != tensor.Float64 {
+		return fmt.Errorf("layers: %s: %s has dtype %v; use float32 or float64", op, name, d)
+	}
+	if s := n.Shape(); len(s) != rank {
+		return fmt.Errorf("layers: %s: %s has shape %v; want rank %d %s", op, name, s, rank, layout)
+	}
+	for _, d := range n.Shape() {
+		if d < 1 {
+			return fmt.Errorf("layers: %s: %s has shape %v; every dimension must be at least 1", op, name, n.Shape())
+		}
+	}
+	return nil
+}
+
+// sameDtype returns an error unless b has a's dtype.
+func sameDtype(op string, a, b *G.Node) error {
+	if a.Dtype() != b.Dtype() {
+		return fmt.Errorf("layers: %s: %s is %v but %s is %v; use one dtype", op, a.Name(), a.Dtype(), b.Name(), b.Dtype())
+	}
+	return nil
+}
+
+// checkShape returns an error when a value reaching an op at run time does
+// not have the shape the op was built for.
+func checkShape(op string, d *tensor.Dense, want ...int) error {
+	if !d.Shape().Eq(tensor.Shape(want)) {
+		return fmt.Errorf("layers: %s: got an input of shape %v, built for %v", op, d.Shape(), tensor.Shape(want))
+	}
+	return nil
+}
+
+func (g convGeom) xShape() tensor.Shape { return tensor.Shape{g.n, g.c, g.h, g.w} }
+func (g convGeom) wShape() tensor.Shape { return tensor.Shape{g.o, g.c, g.kh, g.kw} }
+func (g convGeom) yShape() tensor.Shape { return tensor.Shape{g.n, g.o, g.oh, g.ow} }
+
+// ckk is the number of rows of the im2col matrix (and columns of w as a
+// matrix); ohw the number of its columns.
+func (g convGeom) ckk() int { return g.c * g.kh * g.kw }
+func (g convGeom) ohw() int { return g.oh * g.ow }
+
+// pointwise reports a 1×1 convolution with stride 1 and no padding, whose
+// im2col matrix is the input itself.
+func (g convGeom) pointwise() bool { return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0 }
+
+func (g convGeom) String() string {
+	return fmt.Sprintf("x%v w%v s%d p%d", g.xShape(), g.wShape(), g.stride, g.pad)
+}
+
+// convOp is y = conv(x, w) + b; inputs (x, w) or (x, w, b).
+type convOp struct {
+	opBase
+	g    convGeom
+	bias bool
+}
+
+func (op convOp) Arity() int {
+	if op.bias {
+		return 3
+	}
+	return 2
+}
+
+func (op convOp) Type() hm.Type {
+	if op.bias {
+		return hm.NewFnType(tensorType(4), tensorType(4), tensorType(1), tensorType(4))
+	}
+	return hm.NewFnType(tensorType(4), tensorType(4), tensorType(4))
+}
+
+func (op convOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.g.yShape(), nil }
+func (op convOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op convOp) WriteHash(h hash.Hash)                          { fmt.Fprintf(h, "layers.Conv2d %v %t", op.g, op.bias) }
+func (op convOp) Hashcode() uint32                               { return hashOf(op) }
+func (op convOp) String() string {
+	return fmt.Sprintf("Conv2d(%dx%d, s%d, p%d)", op.g.kh, op.g.kw, op.g.stride, op.g.pad)
+}
+
+func (op convOp) DiffWRT(n int) []bool {
+	d := make([]bool, n)
+	for i := range d {
+		d[i] = true
+	}
+	return d
+}
+
+func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	ts, err := denses("Conv2d", in...)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) != op.Arity() {
+		return nil, fmt.Errorf("layers: Conv2d: got %d inputs, want %d", len(ts), op.Arity())
+	}
+	if err := checkShape("Conv2d", ts[0], op.g.xShape()...); err != nil {
+		return nil, err
+	}
+	if err := checkShape("Conv2d", ts[1], op.g.wShape()...); err != nil {
+		return nil, err
+	}
+	if op.bias {
+		if err := checkShape("Conv2d", ts[2], op.g.o); err != nil {
+			return nil, err
+		}
+	}
+	y := output(prealloc, ts[0].Dtype(), op.g.yShape())
+	if y.Dtype() == tensor.Float32 {
+		convForward(op.g, data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts))
+	} else {
+		convForward(op.g, data[float64](y), data[float64](ts[0]), data[float64](ts[1]), convBias[float64](ts))
+	}
+	return y, nil
+}
+
+// convBias returns the bias data among (x, w, b), or nil without a bias.
+func convBias[T float](ts []*tensor.Dense) []T {
+	if len(ts) < 3 {
+		return nil
+	}
+	return data[T](ts[2])
+}
+
+func (op convOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(convGradInputOp{g: op.g}, in[1], grad)
+	if err != nil {
+		return nil, err
+	}
+	dw, err := G.ApplyOp(convGradWeightOp{g: op.g}, in[0], grad)
+	if err != nil {
+		return nil, err
+	}
+	if !op.bias {
+		return G.Nodes{dx, dw}, nil
+	}
+	db, err := G.ApplyOp(biasGradOp{dims: 4, n: op.g.n, c: op.g.o, hw: op.g.ohw()}, grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx, dw, db}, nil
+}
+
+// convForward computes y = conv(x, w) + b (b may be nil).
+// x is (N, C, H, W), w is (O, C·kH·kW), b is (O), y is (N, O, H'·W').
+func convForward[T float](g convGeom, y, x, w, b []T) {
+	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
+	splitWork(g.n, func(_, lo, hi int) {
+		var cols []T
+		if !g.pointwise() {
+			cols = make([]T, ckk*ohw)
+		}
+		for i := lo; i < hi; i++ {
+			xi := x[i*chw : (i+1)*chw]
+			yi := y[i*g.o*ohw : (i+1)*g.o*ohw]
+			src := xi
+			if cols != nil {
+				convIm2col(g, cols, xi)
+				src = cols
+			}
+			gemm(false, false, g.o, ohw, ckk, 1, w, ckk, src, ohw, 0, yi, ohw)
+			if b == nil {
+				continue
+			}
+			for o, bo := range b {
+				row := yi[o*ohw : (o+1)*ohw]
+				for j := range row {
+					row[j] += bo
+				}
+			}
+		}
+	})
+}
+
+// convValid returns the range [lo, hi) of output positions o, among out,
+// whose input position o·s − p + k lies inside [0, in).
+func convValid(k, s, p, in, out int) (lo, hi int) {
+	if p-k > 0 {
+		lo = (p - k + s - 1) / s
+	}
+	if in-1+p-k >= 0 {
+		hi = (in-1+p-k)/s + 1
+	}
+	hi = min(hi, out)
+	return min(lo, hi), hi
+}
+
+// convIm2col unrolls one image x (C, H, W) into cols (C·kH·kW, H'·W'):
+// row (c, i, j), column (oy, ox) holds x[c, oy·s − p + i, ox·s − p + j], or 0
+// in the padding.
+func convIm2col[T float](g convGeom, cols, x []T) {
+	ohw, hw := g.ohw(), g.h*g.w
+	for c := range g.c {
+		xc := x[c*hw : (c+1)*hw]
+		for i := range g.kh {
+			yLo, yHi := convValid(i, g.stride, g.pad, g.h, g.oh)
+			for j := range g.kw {
+				xLo, xHi := convValid(j, g.stride, g.pad, g.w, g.ow)
+				row := cols[((c*g.kh+i)*g.kw+j)*ohw:][:ohw]
+				clear(row[:yLo*g.ow])
+				clear(row[yHi*g.ow:])
+				for oy := yLo; oy < yHi; oy++ {
+					dst := row[oy*g.ow : (oy+1)*g.ow]
+					src := xc[(oy*g.stride-g.pad+i)*g.w:][:g.w]
+					clear(dst[:xLo])
+					clear(dst[xHi:])
+					ix := xLo*g.stride - g.pad + j
+					if g.stride == 1 {
+						copy(dst[xLo:xHi], src[ix:])
+						continue
+					}
+					for ox := xLo; ox < xHi; ox++ {
+						dst[ox] = src[ix]
+						ix += g.stride
+					}
+				}
+			}
+		}
+	}
+}
+
+// convCol2im is the adjoint of convIm2col: it overwrites one image's
+// gradient dx (C, H, W) with the sum of cols (C·kH·kW, H'·W') over every
+// place each input element was copied to.
+func convCol2im[T float](g convGeom, dx, cols []T) {
+	clear(dx)
+	ohw, hw := g.ohw(), g.h*g.w
+	for c := range g.c {
+		dxc := dx[c*hw : (c+1)*hw]
+		for i := range g.kh {
+			yLo, yHi := convValid(i, g.stride, g.pad, g.h, g.oh)
+			for j := range g.kw {
+				xLo, xHi := convValid(j, g.stride, g.pad, g.w, g.ow)
+				row := cols[((c*g.kh+i)*g.kw+j)*ohw:][:ohw]
+				for oy := yLo; oy < yHi; oy++ {
+					src := row[oy*g.ow : (oy+1)*g.ow]
+					dst := dxc[(oy*g.stride-g.pad+i)*g.w:][:g.w]
+					ix := xLo*g.stride - g.pad + j
+					for ox := xLo; ox < xHi; ox++ {
+						dst[ix] += src[ox]
+						ix += g.stride
+					}
+				}
+			}
+		}
+	}
+}
+
+// splitWork runs fn(worker, lo, hi) over [0, n) cut into contiguous,
+// non-empty chunks, one goroutine each, as many as there are CPUs (at most
+// 8, which bounds the scratch memory the workers allocate).
+func splitWork(n int, fn func(worker, lo, hi int)) {
+	workers := splitWorkers(n)
+	if workers == 1 {
+		fn(0, 0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := range workers {
+		wg.Go(func() { fn(k, k*n/workers, (k+1)*n/workers) })
+	}
+	wg.Wait()
+}
+
+// splitWorkers is the number of workers splitWork uses for n items.
+func splitWorkers(n int) int { return max(1, min(n, runtime.GOMAXPROCS(0), 8)) }
+
+// convGradInputOp is dx = conv(x, w)'s gradient with respect to x;
+// inputs (w, dy).
+type convGradInputOp struct {
+	opBase
+	g convGeom
+}
+
+func (convGradInputOp) Arity() int { return 2 }
+func (convGradInputOp) Type() hm.Type {
+	return hm.NewFnType(tensorType(4), tensorType(4), tensorType(4))
+}
+func (op convGradInputOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return op.g.xShape(), nil
+}
+func (op convGradInputOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op convGradInputOp) WriteHash(h hash.Hash)             { fmt.Fprintf(h, "layers.Conv2dGradInput %v", op.g) }
+func (op convGradInputOp) Hashcode() uint32                  { return hashOf(op) }
+func (convGradInputOp) String() string                       { return "Conv2dGradInput" }
+
+func (op convGradInputOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	const name = "Conv2dGradInput"
+	ts, err := denses(name, in...)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkShape(name, ts[0], op.g.wShape()...); err != nil {
+		return nil, err
+	}
+	if err := checkShape(name, ts[1], op.g.yShape()...); err != nil {
+		return nil, err
+	}
+	dx := output(prealloc, ts[0].Dtype(), op.g.xShape())
+	if dx.Dtype() == tensor.Float32 {
+		convGradInput(op.g, data[float32](dx), data[float32](ts[0]), data[float32](ts[1]))
+	} else {
+		convGradInput(op.g, data[float64](dx), data[float64](ts[0]), data[float64](ts[1]))
+	}
+	return dx, nil
+}
+
+// convGradInput overwrites dx (N, C, H, W) with col2im(wᵀ·dy) per batch item;
+// w is (O, C·kH·kW), dy is (N, O, H'·W').
+func convGradInput[T float](g convGeom, dx, w, dy []T) {
+	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
+	splitWork(g.n, func(_, lo, hi int) {
+		var cols []T
+		if !g.pointwise() {
+			cols = make([]T, ckk*ohw)
+		}
+		for i := lo; i < hi; i++ {
+			dyi := dy[i*g.o*ohw : (i+1)*g.o*ohw]
+			dxi := dx[i*chw : (i+1)*chw]
+			if cols == nil {
+				gemm(true, false, ckk, ohw, g.o, 1, w, ckk, dyi, ohw, 0, dxi, ohw)
+				continue
+			}
+			gemm(true, false, ckk, ohw, g.o, 1, w, ckk, dyi, ohw, 0, cols, ohw)
+			convCol2im(g, dxi, cols)
+		}
+	})
+}
+
+// convGradWeightOp is conv(x, w)'s gradient with respect to w; inputs (x, dy).
+type convGradWeightOp struct {
+	opBase
+	g convGeom
+}
+
+func (convGradWeightOp) Arity() int { return 2 }
+func (convGradWeightOp) Type() hm.Type {
+	return hm.NewFnType(tensorType(4), tensorType(4), tensorType(4))
+}
+func (op convGradWeightOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return op.g.wShape(), nil
+}
+func (op convGradWeightOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op convGradWeightOp) WriteHash(h hash.Hash)             { fmt.Fprintf(h, "layers.Conv2dGradWeight %v", op.g) }
+func (op convGradWeightOp) Hashcode() uint32                  { return hashOf(op) }
+func (convGradWeightOp) String() string                       { return "Conv2dGradWeight" }
+
+func (op convGradWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	const name = "Conv2dGradWeight"
+	ts, err := denses(name, in...)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkShape(name, ts[0], op.g.xShape()...); err != nil {
+		return nil, err
+	}
+	if err := checkShape(name, ts[1], op.g.yShape()...); err != nil {
+		return nil, err
+	}
+	dw := output(prealloc, ts[0].Dtype(), op.g.wShape())
+	if dw.Dtype() == tensor.Float32 {
+		convGradWeight(op.g, data[float32](dw), data[float32](ts[0]), data[float32](ts[1]))
+	} else {
+		convGradWeight(op.g, data[float64](dw), data[float64](ts[0]), data[float64](ts[1]))
+	}
+	return dw, nil
+}
+
+// convGradWeight overwrites dw (O, C·kH·kW) with Σₙ dyₙ·im2col(xₙ)ᵀ;
+// x is (N, C, H, W), dy is (N, O, H'·W'). Each worker sums its share of the
+// batch into its own buffer (the first worker straight into dw).
+func convGradWeight[T float](g convGeom, dw, x, dy []T) {
+	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
+	partial := make([][]T, splitWorkers(g.n))
+	splitWork(g.n, func(k, lo, hi int) {
+		acc := dw
+		if k > 0 {
+			acc = make([]T, len(dw))
+		}
+		partial[k] = acc
+		var cols []T
+		if !g.pointwise() {
+			cols = make([]T, ckk*ohw)
+		}
+		for i := lo; i < hi; i++ {
+			src := x[i*chw : (i+1)*chw]
+			if cols != nil {
+				convIm2col(g, cols, src)
+				src = cols
+			}
+			beta := T(1)
+			if i == lo {
+				beta = 0
+			}
+			gemm(false, true, g.o, ckk, ohw, 1, dy[i*g.o*ohw:(i+1)*g.o*ohw], ohw, src, ohw, beta, acc, ckk)
+		}
+	})
+	for _, p := range partial[1:] {
+		for j, v := range p {
+			dw[j] += v
+		}
+	}
+}
+
+// biasGradOp sums dy over every axis but the channel axis: dy is (N, C)
+// (dims 2) or (N, C, H, W) (dims 4), seen as (n, c, hw); the result is (C).
+// It is the bias gradient of Conv2d and Linear.
+type biasGradOp struct {
+	opBase
+	dims, n, c, hw int
+}
+
+func (biasGradOp) Arity() int { return 1 }
+func (op biasGradOp) Type() hm.Type {
+	return hm.NewFnType(tensorType(op.dims), tensorType(1))
+}
+func (op biasGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.Shape{op.c}, nil }
+func (op biasGradOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
+func (op biasGradOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "layers.BiasGrad %d %d %d %d", op.dims, op.n, op.c, op.hw)
+}
+func (op biasGradOp) Hashcode() uint32 { return hashOf(op) }
+func (biasGradOp) String() string      { return "BiasGrad" }
+
+func (op biasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	ts, err := denses("BiasGrad", in...)
+	if err != nil {
+		return nil, err
+	}
+	dy := ts[0]
+	if dy.Shape().TotalSize() != op.n*op.c*op.hw {
+		return nil, fmt.Errorf("layers: BiasGrad: got an input of shape %v, built for %d×%d×%d elements", dy.Shape(), op.n, op.c, op.hw)
+	}
+	db := output(prealloc, dy.Dtype(), tensor.Shape{op.c})
+	if db.Dtype() == tensor.Float32 {
+		biasGrad(op.n, op.c, op.hw, data[float32](db), data[float32](dy))
+	} else {
+		biasGrad(op.n, op.c, op.hw, data[float64](db), data[float64](dy))
+	}
+	return db, nil
+}
+
+// biasGrad overwrites db (c) with the sums of dy (n, c, hw) over n and hw,
+// accumulated in float64.
+func biasGrad[T float](n, c, hw int, db, dy []T) {
+	for ch := range c {
+		var s float64
+		for i := range n {
+			for _, v := range dy[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+				s += float64(v)
+			}
+		}
+		db[ch] = T(s)
+	}
+}

@@ -1,0 +1,33 @@
+package layers
+
+import (
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// gemm computes c = alpha·op(a)·op(b) + beta·c on row-major matrices, where
+// op(a) is (m, k) — a itself, stored (m, k), or aᵀ when transA, a stored
+// (k, m) — and op(b) is (k, n) likewise; c is (m, n). lda, ldb and ldc are
+// the row strides of a, b and c as stored. With beta = 0, c is overwritten
+// and need not be initialised.
+//
+// It is the one matrix-multiply entry point of the package: every op that
+// multiplies matrices calls it, so swapping the kernel behind it speeds all
+// of them up. For now the kernel is gonum's pure-Go BLAS.
+func gemm[T float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	ta, tb := gemmTranspose(transA), gemmTranspose(transB)
+	switch a := any(a).(type) {
+	case []float32:
+		gonum.Implementation{}.Sgemm(ta, tb, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+	case []float64:
+		gonum.Implementation{}.Dgemm(ta, tb, m, n, k, float64(alpha), a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
+	}
+}
+
+// gemmTranspose maps a transpose flag to gonum's BLAS enum.
+func gemmTranspose(t bool) blas.Transpose {
+	if t {
+		return blas.Trans
+	}
+	return blas.NoTrans
+}

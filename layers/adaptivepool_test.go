@@ -119,3 +119,11 @@ func TestAdaptiveAvgPool2dBuildErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestAdaptiveAvgPool2dFloat32(t *testing.T) {
+	for _, tc := range adaptiveCases {
+		float32Parity(t, func(xs []*G.Node) (*G.Node, error) {
+			return AdaptiveAvgPool2d(xs[0], tc.outH, tc.outW)
+		}, []*tensor.Dense{randDense(34, 2, 3, tc.h, tc.w)}, []int{0}, 1e-6)
+	}
+}

@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -290,4 +291,101 @@ func TestBatchNorm2dBuildErrors(t *testing.T) {
 	if _, err := BatchNorm2d(x1, v3, v3, NewBNStats(tensor.Float64, 3), false); err != nil {
 		t.Errorf("eval mode with one value per channel: got %v, want no error", err)
 	}
+}
+
+// float32Parity runs build's graph on inputs (float64) and on their float32
+// copies, with loss = Σ output ⊙ R, and checks that the float32 output and
+// gradients of the inputs listed in wrt match the float64 ones within tol,
+// relative to each tensor's largest magnitude.
+func float32Parity(t *testing.T, build func(xs []*G.Node) (*G.Node, error), inputs []*tensor.Dense, wrt []int, tol float64) {
+	t.Helper()
+	results := make(map[tensor.Dtype][][]float64)
+	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+		g := G.NewGraph()
+		xs := make([]*G.Node, len(inputs))
+		for i, in := range inputs {
+			xs[i] = G.NodeFromAny(g, bnCast(in.Clone().(*tensor.Dense), dt), G.WithName(string(rune('a'+i))))
+		}
+		y, err := build(xs)
+		if err != nil {
+			t.Fatalf("%v: build: %v", dt, err)
+		}
+		r := G.NodeFromAny(g, bnCast(randDense(98, y.Shape()...), dt), G.WithName("R"))
+		loss := G.Must(G.Sum(G.Must(G.HadamardProd(y, r))))
+		wrtNodes := make(G.Nodes, len(wrt))
+		for i, w := range wrt {
+			wrtNodes[i] = xs[w]
+		}
+		grads, err := G.Grad(loss, wrtNodes...)
+		if err != nil {
+			t.Fatalf("%v: Grad: %v", dt, err)
+		}
+		m := G.NewTapeMachine(g)
+		if err := m.RunAll(); err != nil {
+			t.Fatalf("%v: RunAll: %v", dt, err)
+		}
+		m.Close()
+		res := [][]float64{bnLoad(y.Value().(*tensor.Dense))}
+		for _, gn := range grads {
+			res = append(res, bnLoad(gn.Value().(*tensor.Dense)))
+		}
+		results[dt] = res
+	}
+	for i, want := range results[tensor.Float64] {
+		got := results[tensor.Float32][i]
+		scale := 0.0
+		for _, v := range want {
+			scale = max(scale, math.Abs(v))
+		}
+		what := "output"
+		if i > 0 {
+			what = fmt.Sprintf("gradient of input %d", wrt[i-1])
+		}
+		for j := range want {
+			if math.Abs(got[j]-want[j]) > tol*max(scale, 1e-30) {
+				t.Fatalf("%s element %d: float32 %.8g, float64 %.8g", what, j, got[j], want[j])
+			}
+		}
+	}
+}
+
+func TestBatchNorm2dFloat32(t *testing.T) {
+	for _, train := range []bool{true, false} {
+		x := randDense(31, 4, 3, 5, 5)
+		for i, v := range data[float64](x) {
+			data[float64](x)[i] = 10*v + 5 // large mean: float32 accumulation must hold up
+		}
+		stats := NewBNStats(tensor.Float32, 3)
+		float32Parity(t, func(xs []*G.Node) (*G.Node, error) {
+			return BatchNorm2d(xs[0], xs[1], xs[2], stats, train)
+		}, []*tensor.Dense{x, randDense(32, 3), randDense(33, 3)}, []int{0, 1, 2}, 1e-5)
+	}
+}
+
+func ExampleBatchNorm2d() {
+	// One *BNStats serves the training graph and the evaluation graph.
+	stats := NewBNStats(tensor.Float64, 1)
+	x := tensor.New(tensor.WithShape(2, 1, 1, 2), tensor.WithBacking([]float64{1, 2, 3, 4}))
+	for _, train := range []bool{true, false} {
+		g := G.NewGraph()
+		xn := G.NodeFromAny(g, x, G.WithName("x"))
+		gamma := G.NodeFromAny(g, tensor.New(tensor.WithShape(1), tensor.WithBacking([]float64{1})), G.WithName("gamma"))
+		beta := G.NodeFromAny(g, tensor.New(tensor.WithShape(1), tensor.WithBacking([]float64{0})), G.WithName("beta"))
+		y, err := BatchNorm2d(xn, gamma, beta, stats, train)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		m := G.NewTapeMachine(g)
+		if err := m.RunAll(); err != nil {
+			fmt.Println(err)
+			return
+		}
+		m.Close()
+		fmt.Printf("train=%v: y %.3f, running mean %.3f, var %.4f, batches %d\n",
+			train, y.Value().Data(), stats.Mean.Data(), stats.Var.Data(), stats.NumBatchesTracked)
+	}
+	// Output:
+	// train=true: y [-1.342 -0.447 0.447 1.342], running mean [0.250], var [1.0667], batches 1
+	// train=false: y [0.726 1.694 2.663 3.631], running mean [0.250], var [1.0667], batches 1
 }

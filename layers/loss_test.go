@@ -142,3 +142,44 @@ func TestCrossEntropyBuildErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCrossEntropyFloat32(t *testing.T) {
+	for _, eps := range []float64{0, 0.1} {
+		logits := randDense(35, 8, 10)
+		for i, v := range data[float64](logits) {
+			data[float64](logits)[i] = 20 * v
+		}
+		labels := tensor.New(tensor.WithShape(8), tensor.WithBacking([]float64{0, 9, 3, 3, 5, 1, 7, 2}))
+		ones := tensor.New(tensor.WithShape(1), tensor.WithBacking([]float64{1}))
+		float32Parity(t, func(xs []*G.Node) (*G.Node, error) {
+			loss, err := CrossEntropy(xs[0], xs[1], eps)
+			if err != nil {
+				return nil, err
+			}
+			return G.Mul(loss, xs[2])
+		}, []*tensor.Dense{logits, labels, ones}, []int{0}, 1e-6)
+	}
+}
+
+func ExampleCrossEntropy() {
+	g := G.NewGraph()
+	logits := G.NodeFromAny(g, tensor.New(tensor.WithShape(2, 3), tensor.WithBacking([]float64{1, 2, 3, 1, 0, -1})), G.WithName("logits"))
+	labels := G.NodeFromAny(g, tensor.New(tensor.WithShape(2), tensor.WithBacking([]float64{2, 0})), G.WithName("labels"))
+	loss, err := CrossEntropy(logits, labels, 0)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := G.Grad(loss, logits); err != nil {
+		fmt.Println(err)
+		return
+	}
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("loss %.4f\n", loss.Value().Data())
+	// Output: loss 0.4076
+}

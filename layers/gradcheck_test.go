@@ -27,7 +27,8 @@ func randDense(seed uint64, shape ...int) *tensor.Dense {
 // gradCheck compares the gradients Gorgonia computes through build's graph
 // with central finite differences, in float64. build receives one node per
 // input (bound to inputs[i]) and returns the output node; the scalar that is
-// differentiated is sum(output ⊙ R) for a fixed random R, so every output
+// differentiated is the output itself when it is a scalar, else sum(output ⊙ R)
+// for a fixed random R, so every output
 // element's gradient path is exercised. wrt lists the inputs to check.
 // Inputs are perturbed in place and restored.
 func gradCheck(t *testing.T, build func(xs []*G.Node) (*G.Node, error), inputs []*tensor.Dense, wrt []int, tol float64) {
@@ -41,15 +42,10 @@ func gradCheck(t *testing.T, build func(xs []*G.Node) (*G.Node, error), inputs [
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
-	r := randDense(99, y.Shape()...)
-	if y.IsScalar() {
-		r = tensor.New(tensor.FromScalar(1.0))
-	}
-	rn := G.NodeFromAny(g, r, G.WithName("R"))
-	var loss *G.Node
-	if y.IsScalar() {
-		loss = G.Must(G.Mul(y, rn))
-	} else {
+	loss := y
+	if !y.IsScalar() {
+		r := randDense(99, y.Shape()...)
+		rn := G.NodeFromAny(g, r, G.WithName("R"))
 		loss = G.Must(G.Sum(G.Must(G.HadamardProd(y, rn))))
 	}
 	wrtNodes := make(G.Nodes, len(wrt))

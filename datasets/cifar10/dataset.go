@@ -216,21 +216,21 @@ func load(path string, splits []Split, opts Options) ([]*Dataset, string, error)
 		if err != nil {
 			return nil, "", err
 		}
-		return loadDir(dir, splits, specs, m, opts, true)
+		return loadDir(dir, splits, specs, m, opts)
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("cifar10: %w; pass an extracted folder, a tarball, \"sample\", or \"\" for the cache folder", err)
 	}
 	if fi.IsDir() {
-		return loadDir(path, splits, specs, m, opts, opts.Download)
+		return loadDir(path, splits, specs, m, opts)
 	}
 	return loadTarFile(path, splits, specs, m, opts)
 }
 
 // loadDir finds data in dir (the data folder itself, its subfolder, or a
-// tarball in it), downloading into dir when none is there and download is set.
-func loadDir(dir string, splits []Split, specs []*spec, m mode, opts Options, allowDownload bool) ([]*Dataset, string, error) {
+// tarball in it), downloading into dir when none is there and opts.Download is set.
+func loadDir(dir string, splits []Split, specs []*spec, m mode, opts Options) ([]*Dataset, string, error) {
 	type found struct {
 		sp     *spec
 		folder string // data folder, or "" when tar is set
@@ -254,7 +254,7 @@ func loadDir(dir string, splits []Split, specs []*spec, m mode, opts Options, al
 		return loadFolder(hits[0].folder, splits, hits[0].sp, m, opts)
 	case len(hits) == 1:
 		return loadTarFile(hits[0].tar, splits, []*spec{hits[0].sp}, m, opts)
-	case allowDownload:
+	case opts.Download:
 		tarPath, err := download(dir, specs[0], opts)
 		if err != nil {
 			return nil, "", err

@@ -53,6 +53,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newModelsCmd(stdout),
 		newSummaryCmd(stdout),
 		newGraphCmd(stdout),
+		newExportCmd(stdout),
 	)
 	return root
 }

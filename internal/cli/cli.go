@@ -54,6 +54,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newSummaryCmd(stdout),
 		newGraphCmd(stdout),
 		newExportCmd(stdout),
+		newBenchCmd(stdout, stderr),
 	)
 	return root
 }

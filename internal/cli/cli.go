@@ -28,6 +28,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if errors.As(err, &u) {
 			return 2
 		}
+		var e exitError
+		if errors.As(err, &e) {
+			return e.code
+		}
 		return 1
 	}
 	return 0
@@ -54,6 +58,9 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newSummaryCmd(stdout),
 		newGraphCmd(stdout),
 		newExportCmd(stdout),
+		newTrainCmd(stdout, stderr),
+		newEvalCmd(stdout),
+		newDataCmd(stdout),
 		newBenchCmd(stdout, stderr),
 	)
 	return root

@@ -1,0 +1,160 @@
+package vgg
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gozoo/gozoo/safetensors"
+	"github.com/gozoo/gozoo/train"
+)
+
+// Net adapts a Model to the training loop (train.Net): it builds and caches
+// one training graph and one evaluation graph per batch size it meets, all
+// sharing the model's tensors.
+type Net struct {
+	Model *Model
+	opts  NetOptions
+	train map[int]*Graph
+	eval  map[int]*Graph
+	last  *Graph // the last training graph run
+}
+
+// NetOptions configure a Net.
+type NetOptions struct {
+	LabelSmoothing float64
+	// Freeze lists parameter names or prefixes ("features.") that do not
+	// train: they get no gradient and the solver never sees them.
+	Freeze []string
+}
+
+var _ train.Net = (*Net)(nil)
+
+// NewNet returns the model as a train.Net.
+func (m *Model) NewNet(o NetOptions) (*Net, error) {
+	matched := make([]bool, len(o.Freeze))
+	for _, p := range m.params {
+		for i, f := range o.Freeze {
+			if strings.HasPrefix(p.Name, f) {
+				matched[i] = true
+			}
+		}
+	}
+	for i, f := range o.Freeze {
+		if !matched[i] {
+			return nil, fmt.Errorf("vgg: freeze %q matches no parameter of %s", f, m.Name)
+		}
+	}
+	return &Net{Model: m, opts: o, train: map[int]*Graph{}, eval: map[int]*Graph{}}, nil
+}
+
+// frozen lists the parameter names the Freeze entries match.
+func (n *Net) frozen() []string {
+	var out []string
+	for _, p := range n.Model.params {
+		if slices.ContainsFunc(n.opts.Freeze, func(f string) bool { return strings.HasPrefix(p.Name, f) }) {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+func (n *Net) graph(batch int, training bool) (*Graph, error) {
+	cache := n.eval
+	if training {
+		cache = n.train
+	}
+	if g, ok := cache[batch]; ok {
+		return g, nil
+	}
+	g, err := n.Model.NewGraph(GraphOptions{Batch: batch, Train: training, Loss: true, LabelSmoothing: n.opts.LabelSmoothing, Frozen: n.frozen()})
+	if err != nil {
+		return nil, err
+	}
+	cache[batch] = g
+	return g, nil
+}
+
+// Forward runs one batch; see train.Net.
+func (n *Net) Forward(images []float32, labels []int, training bool) (train.Output, error) {
+	g, err := n.graph(len(labels), training)
+	if err != nil {
+		return train.Output{}, err
+	}
+	if err := g.Run(images, labels); err != nil {
+		return train.Output{}, err
+	}
+	if training {
+		n.last = g
+	}
+	var logits []float32
+	switch d := g.OutputValue().Data().(type) {
+	case []float32:
+		logits = d
+	case []float64:
+		logits = make([]float32, len(d))
+		for i, v := range d {
+			logits[i] = float32(v)
+		}
+	}
+	return train.Output{Loss: g.LossValue(), Logits: logits}, nil
+}
+
+// Params returns the trainable parameters with the gradients of the last
+// training Forward (nil gradients before the first).
+func (n *Net) Params() []train.Param {
+	frozen := n.frozen()
+	var grads map[string]Param
+	if n.last != nil {
+		grads = make(map[string]Param)
+		for _, g := range n.last.Grads() {
+			grads[g.Name] = g
+		}
+	}
+	var out []train.Param
+	for _, p := range n.Model.params {
+		if slices.Contains(frozen, p.Name) {
+			continue
+		}
+		tp := train.Param{Name: p.Name, Value: p.Value}
+		if g, ok := grads[p.Name]; ok {
+			tp.Grad = g.Value
+		}
+		out = append(out, tp)
+	}
+	return out
+}
+
+// Classes is the number of outputs.
+func (n *Net) Classes() int { return n.Model.Opts.Classes }
+
+// State returns the state dict and the model's metadata.
+func (n *Net) State() (map[string]safetensors.Tensor, map[string]string) {
+	return n.Model.StateDict(), n.Model.Metadata()
+}
+
+// LoadState loads a state dict, all or nothing.
+func (n *Net) LoadState(t map[string]safetensors.Tensor) error {
+	return n.Model.LoadState(t, LoadOptions{})
+}
+
+// RandState returns the dropout stream's state.
+func (n *Net) RandState() ([]byte, error) { return n.Model.dropout.MarshalBinary() }
+
+// SetRandState restores the dropout stream.
+func (n *Net) SetRandState(b []byte) error {
+	if err := n.Model.dropout.UnmarshalBinary(b); err != nil {
+		return fmt.Errorf("vgg: restore the dropout stream: %w", err)
+	}
+	return nil
+}
+
+// Close releases every graph.
+func (n *Net) Close() error {
+	for _, c := range []map[int]*Graph{n.train, n.eval} {
+		for _, g := range c {
+			g.Close()
+		}
+	}
+	return nil
+}

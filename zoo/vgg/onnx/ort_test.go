@@ -23,23 +23,23 @@ import (
 // without running the model in ONNX Runtime.
 func ortDir(t *testing.T) string {
 	t.Helper()
-	missing := t.Skipf
-	if os.Getenv("ZOO_ORT_REQUIRED") != "" {
-		missing = t.Fatalf
+	missing := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("ZOO_ORT_REQUIRED") != "" {
+			t.Fatalf("ONNX Runtime check cannot run, and ZOO_ORT_REQUIRED is set: "+format, args...)
+		}
+		t.Skipf("ONNX Runtime check skipped: "+format, args...)
 	}
 	const install = "npm install --ignore-scripts onnxruntime-node@1.30.0"
 	dir := os.Getenv("ZOO_ORT_DIR")
 	if dir == "" {
-		missing("ONNX Runtime check skipped: set ZOO_ORT_DIR to a folder where `%s` was run (.ci/run does this)", install)
-		return ""
+		missing("set ZOO_ORT_DIR to a folder where `%s` was run (.ci/run does this)", install)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		missing("ONNX Runtime check skipped: node is not installed (%v)", err)
-		return ""
+		missing("node is not installed (%v)", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "onnxruntime-node", "package.json")); err != nil {
-		missing("ONNX Runtime check skipped: ZOO_ORT_DIR=%s has no onnxruntime-node (%v); run `%s` there", dir, err, install)
-		return ""
+		missing("ZOO_ORT_DIR=%s has no onnxruntime-node (%v); run `%s` there", dir, err, install)
 	}
 	return dir
 }

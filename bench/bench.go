@@ -35,12 +35,12 @@ const (
 	Infer Mode = "infer"
 )
 
-// Modes lists the modes in the order the command runs them.
-var Modes = []Mode{Train, Infer}
+// Modes returns the modes in the order the command runs them.
+func Modes() []Mode { return []Mode{Train, Infer} }
 
 // ParseMode returns the mode named s ("train" or "infer").
 func ParseMode(s string) (Mode, error) {
-	for _, m := range Modes {
+	for _, m := range Modes() {
 		if string(m) == s {
 			return m, nil
 		}

@@ -62,7 +62,7 @@ func benchmark(b *testing.B, mode Mode) {
 }
 
 func TestRunTiny(t *testing.T) {
-	for _, mode := range Modes {
+	for _, mode := range Modes() {
 		t.Run(string(mode), func(t *testing.T) {
 			c := Config{Model: "vgg11_bn", Mode: mode, Batch: 2, Width: 1.0 / 16, Iters: 2, Warmup: 1}
 			r, err := Run(context.Background(), c)

@@ -121,7 +121,7 @@ func (f benchFlags) plan(args []string) (benchPlan, error) {
 	}
 	switch f.mode {
 	case "both":
-		p.modes = bench.Modes
+		p.modes = bench.Modes()
 	default:
 		m, err := bench.ParseMode(f.mode)
 		if err != nil {

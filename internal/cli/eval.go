@@ -8,6 +8,7 @@ import (
 
 	"github.com/gozoo/gozoo/datasets/cifar10"
 	"github.com/gozoo/gozoo/train"
+	"github.com/gozoo/gozoo/zoo/vgg"
 	"github.com/spf13/cobra"
 )
 
@@ -26,29 +27,14 @@ func newEvalCmd(stdout io.Writer) *cobra.Command {
 			if checkpoint == "" {
 				return usageError{fmt.Errorf("eval: pass --checkpoint DIR (a run folder written by zoo train, or one of its ckpt-* folders)")}
 			}
-			dir, err := train.ResolveCheckpoint(checkpoint, best)
+			m, cfg, dir, err := loadCheckpointModel(checkpoint, best)
 			if err != nil {
 				return err
-			}
-			l, err := train.LoadCheckpoint(dir)
-			if err != nil {
-				return err
-			}
-			var cfg train.Config
-			if err := json.Unmarshal(l.Checkpoint.Config, &cfg); err != nil {
-				return fmt.Errorf("eval: checkpoint %s: config: %w", l.Dir, err)
 			}
 			if cmd.Flags().Changed("data") {
 				cfg.Data = data
 			}
 			cfg.SkipChecksum = cfg.SkipChecksum || skip
-			m, err := buildModel(cfg)
-			if err != nil {
-				return err
-			}
-			if err := m.LoadState(l.Weights, vggLoadAll); err != nil {
-				return err
-			}
 			net, err := m.NewNet(netOptions(cfg))
 			if err != nil {
 				return err
@@ -73,9 +59,9 @@ func newEvalCmd(stdout io.Writer) *cobra.Command {
 					Checkpoint string   `json:"checkpoint"`
 					Classes    []string `json:"classes"`
 					*train.Eval
-				}{l.Dir, test.Classes, ev})
+				}{dir, test.Classes, ev})
 			}
-			fmt.Fprintf(stdout, "%s on %s test (%d images)\nloss %.4f  top-1 %.2f%%  top-5 %.2f%%\n\n", l.Dir, test.Name, ev.Images, ev.Loss, 100*ev.Top1, 100*ev.Top5)
+			fmt.Fprintf(stdout, "%s on %s test (%d images)\nloss %.4f  top-1 %.2f%%  top-5 %.2f%%\n\n", dir, test.Name, ev.Images, ev.Loss, 100*ev.Top1, 100*ev.Top5)
 			w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(w, "class\tname\taccuracy")
 			for c, acc := range ev.PerClass {
@@ -135,4 +121,31 @@ func newDataCmd(stdout io.Writer) *cobra.Command {
 	info.Flags().BoolVar(&skip, "skip-checksum", false, "do not compare with the official release's checksums")
 	data.AddCommand(info)
 	return data
+}
+
+// loadCheckpointModel rebuilds the model a checkpoint was trained as and
+// loads its weights: path is a run folder (its latest checkpoint, or with
+// best its best one) or a ckpt-* folder. It returns the model, the run's
+// configuration (normalisation, data set, classes) and the checkpoint folder.
+func loadCheckpointModel(path string, best bool) (*vgg.Model, train.Config, string, error) {
+	var cfg train.Config
+	dir, err := train.ResolveCheckpoint(path, best)
+	if err != nil {
+		return nil, cfg, "", err
+	}
+	l, err := train.LoadCheckpoint(dir)
+	if err != nil {
+		return nil, cfg, "", err
+	}
+	if err := json.Unmarshal(l.Checkpoint.Config, &cfg); err != nil {
+		return nil, cfg, "", fmt.Errorf("checkpoint %s: config: %w", l.Dir, err)
+	}
+	m, err := buildModel(cfg)
+	if err != nil {
+		return nil, cfg, "", err
+	}
+	if err := m.LoadState(l.Weights, vgg.LoadOptions{}); err != nil {
+		return nil, cfg, "", err
+	}
+	return m, cfg, l.Dir, nil
 }

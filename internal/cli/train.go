@@ -250,9 +250,6 @@ func buildModel(cfg train.Config) (*vgg.Model, error) {
 		Head: vgg.Head(cfg.Head), Dropout: dropoutOpt(cfg.DropoutRate), Seed: cfg.Seed})
 }
 
-// vggLoadAll loads every tensor of a state dict.
-var vggLoadAll = vgg.LoadOptions{}
-
 func netOptions(cfg train.Config) vgg.NetOptions {
 	return vgg.NetOptions{LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze}
 }

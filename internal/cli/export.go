@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gozoo/gozoo/datasets/cifar10"
+	"github.com/gozoo/gozoo/train"
 	"github.com/gozoo/gozoo/zoo/vgg"
 	"github.com/gozoo/gozoo/zoo/vgg/onnx"
 	"github.com/spf13/cobra"
@@ -26,6 +28,7 @@ func newExportCmd(stdout io.Writer) *cobra.Command {
 		f                           archFlags
 		format, model, weights, out string
 		checkpoint                  string
+		best                        bool
 		seed                        uint64
 		mean, std                   []float64
 	)
@@ -41,42 +44,46 @@ is recorded in the metadata as gozoo.mean and gozoo.std: by default CIFAR-10's
 with the cifar head and ImageNet's with the imagenet head; --mean and --std
 override it.
 
-With --model NAME (and the architecture flags) the weights are --weights FILE,
-a safetensors state dict with torchvision's names, or fresh weights seeded by
---seed.`,
+With --checkpoint DIR, the model, its weights and its normalization come
+from a checkpoint written by zoo train. With --model NAME (and the
+architecture flags) the weights are --weights FILE, a safetensors state dict
+with torchvision's names, or fresh weights seeded by --seed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			set := cmd.Flags().Changed
 			switch {
 			case format != "onnx":
 				return usageError{fmt.Errorf("--format %q: the only format is onnx", format)}
 			case out == "":
 				return usageError{fmt.Errorf("no output file: pass -o FILE, e.g. -o model.onnx")}
-			case checkpoint != "" && (model != "" || weights != ""):
-				return usageError{fmt.Errorf("--checkpoint holds its model and weights: give it without --model and --weights")}
 			case checkpoint != "":
-				return fmt.Errorf("export --checkpoint is not yet supported: export a checkpoint's weights with --weights DIR/model.safetensors --model NAME and its architecture flags")
+				for _, name := range []string{"model", "weights", "seed", "bn", "head", "classes", "input", "width", "pool"} {
+					if set(name) {
+						return usageError{fmt.Errorf("--checkpoint holds the model, its architecture and weights: give it without --%s", name)}
+					}
+				}
+			case set("best"):
+				return usageError{fmt.Errorf("--best picks a checkpoint of a run: give it with --checkpoint DIR")}
 			case model == "":
 				return usageError{fmt.Errorf("no model: pass --model NAME (with --weights FILE or --seed N) or --checkpoint DIR")}
-			case weights != "" && cmd.Flags().Changed("seed"):
+			case weights != "" && set("seed"):
 				return usageError{fmt.Errorf("--seed chooses fresh weights and --weights loads them: give one")}
 			}
-			name, opts, err := f.options(model)
+			var (
+				m   *vgg.Model
+				eo  onnx.ExportOptions
+				err error
+			)
+			if checkpoint != "" {
+				m, eo, err = checkpointModel(checkpoint, best)
+			} else {
+				m, eo, err = flagsModel(&f, model, weights, seed)
+			}
 			if err != nil {
 				return err
 			}
-			opts.Seed = seed
-			m, err := vgg.New(name, opts)
-			if err != nil {
-				return err
-			}
-			if weights != "" {
-				if err := m.LoadWeights(weights, vgg.LoadOptions{}); err != nil {
-					return err
-				}
-			}
-			eo := onnx.ExportOptions{Mean: mean, Std: std}
-			if !cmd.Flags().Changed("mean") && !cmd.Flags().Changed("std") {
-				eo.Mean, eo.Std = defaultNormalization(m.Opts)
+			if set("mean") || set("std") {
+				eo.Mean, eo.Std = mean, std
 			}
 			n, err := writeAtomic(out, func(w io.Writer) error { return onnx.Export(w, m, eo) })
 			if err != nil {
@@ -103,11 +110,68 @@ a safetensors state dict with torchvision's names, or fresh weights seeded by
 	fl.StringVarP(&out, "output", "o", "", "the file to write, e.g. model.onnx")
 	fl.StringVar(&model, "model", "", "model name, vgg11 … vgg19_bn")
 	fl.StringVar(&weights, "weights", "", "safetensors weights with torchvision's names (as zoo train or torchvision save them)")
-	fl.StringVar(&checkpoint, "checkpoint", "", "a zoo train checkpoint folder (not yet supported)")
+	fl.StringVar(&checkpoint, "checkpoint", "", "a run folder written by zoo train (its latest checkpoint) or one of its ckpt-* folders")
+	fl.BoolVar(&best, "best", false, "with --checkpoint: the run's best checkpoint instead of its latest")
 	fl.Uint64Var(&seed, "seed", 0, "seed of fresh weights, without --weights")
 	fl.Float64SliceVar(&mean, "mean", nil, "per-channel input mean to record, e.g. 0.485,0.456,0.406")
 	fl.Float64SliceVar(&std, "std", nil, "per-channel input std to record, e.g. 0.229,0.224,0.225")
 	return cmd
+}
+
+// flagsModel builds the model the flags describe, with the weights of the
+// safetensors file weights or, without one, fresh weights from seed.
+func flagsModel(f *archFlags, model, weights string, seed uint64) (*vgg.Model, onnx.ExportOptions, error) {
+	name, opts, err := f.options(model)
+	if err != nil {
+		return nil, onnx.ExportOptions{}, err
+	}
+	opts.Seed = seed
+	m, err := vgg.New(name, opts)
+	if err != nil {
+		return nil, onnx.ExportOptions{}, err
+	}
+	if weights != "" {
+		if err := m.LoadWeights(weights, vgg.LoadOptions{}); err != nil {
+			return nil, onnx.ExportOptions{}, err
+		}
+	}
+	var eo onnx.ExportOptions
+	eo.Mean, eo.Std = defaultNormalization(m.Opts)
+	return m, eo, nil
+}
+
+// checkpointModel rebuilds a checkpoint's model from its configuration and
+// weights; the normalization is the one it was trained with.
+func checkpointModel(path string, best bool) (*vgg.Model, onnx.ExportOptions, error) {
+	var eo onnx.ExportOptions
+	dir, err := train.ResolveCheckpoint(path, best)
+	if err != nil {
+		return nil, eo, err
+	}
+	l, err := train.LoadCheckpoint(dir)
+	if err != nil {
+		return nil, eo, err
+	}
+	var cfg train.Config
+	if err := json.Unmarshal(l.Checkpoint.Config, &cfg); err != nil {
+		return nil, eo, fmt.Errorf("export: checkpoint %s: config: %w", l.Dir, err)
+	}
+	m, err := buildModel(cfg)
+	if err != nil {
+		return nil, eo, err
+	}
+	if err := m.LoadState(l.Weights, vgg.LoadOptions{}); err != nil {
+		return nil, eo, fmt.Errorf("export: checkpoint %s: %w", l.Dir, err)
+	}
+	mean, std := cfg.Mean, cfg.Std
+	if mean == [3]float32{} && std == [3]float32{} { // the loader's default
+		mean, std = cifar10.DefaultMean, cifar10.DefaultStd
+	}
+	for c := range 3 {
+		eo.Mean = append(eo.Mean, shortest(mean[c]))
+		eo.Std = append(eo.Std, shortest(std[c]))
+	}
+	return m, eo, nil
 }
 
 // defaultNormalization is the normalization a model of these options is

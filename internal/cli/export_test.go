@@ -80,6 +80,39 @@ func TestExportONNX(t *testing.T) {
 	}
 }
 
+func TestExportCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains for one epoch on the embedded sample; skipped with -short")
+	}
+	dir := t.TempDir()
+	runDir := filepath.Join(dir, "run")
+	if _, errOut, code := run(t, "train", "vgg11", "--width", "0.0625", "--data", "sample", "--epochs", "1", "--seed", "4", "--out", runDir, "--quiet"); code != 0 {
+		t.Fatalf("zoo train: exit %d: %s", code, errOut)
+	}
+	path := filepath.Join(dir, "ckpt.onnx")
+	out, errOut, code := run(t, "export", "--checkpoint", runDir, "--best", "-o", path)
+	if code != 0 {
+		t.Fatalf("zoo export --checkpoint: exit %d: %s", code, errOut)
+	}
+	// The same as exporting the checkpoint's weights file into the model
+	// its configuration describes.
+	ckpt, err := os.ReadFile(filepath.Join(runDir, "best"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := vgg.New("vgg11", vgg.Options{WidthMult: 0.0625, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.LoadWeights(filepath.Join(runDir, strings.TrimSpace(string(ckpt)), "model.safetensors"), vgg.LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := onnxOf(t, m, onnx.ExportOptions{Mean: []float64{0.4914, 0.4822, 0.4465}, Std: []float64{0.247, 0.2435, 0.2616}})
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+		t.Errorf("zoo export --checkpoint wrote %d bytes, differing from onnx.Export's %d of the checkpoint's weights\n%s", len(got), len(want), out)
+	}
+}
+
 func TestExportErrors(t *testing.T) {
 	dir := t.TempDir()
 	m, err := vgg.New("vgg11", vgg.Options{WidthMult: 0.0625})
@@ -104,8 +137,10 @@ func TestExportErrors(t *testing.T) {
 		{"no output", []string{"--model", "vgg11"}, 2, "pass -o FILE"},
 		{"no model", []string{"-o", existing}, 2, "pass --model NAME"},
 		{"unknown model", []string{"--model", "vgg12", "-o", existing}, 2, `unknown model "vgg12"`},
-		{"checkpoint", []string{"--checkpoint", dir, "-o", existing}, 1, "not yet supported"},
-		{"checkpoint and model", []string{"--checkpoint", dir, "--model", "vgg11", "-o", existing}, 2, "without --model and --weights"},
+		{"not a checkpoint", []string{"--checkpoint", dir, "-o", existing}, 1, "no checkpoint in " + dir},
+		{"checkpoint and model", []string{"--checkpoint", dir, "--model", "vgg11", "-o", existing}, 2, "give it without --model"},
+		{"checkpoint and width", []string{"--checkpoint", dir, "--width", "2", "-o", existing}, 2, "give it without --width"},
+		{"best without checkpoint", []string{"--model", "vgg11", "--best", "-o", existing}, 2, "give it with --checkpoint DIR"},
 		{"seed and weights", []string{"--model", "vgg11", "--weights", weights, "--seed", "1", "-o", existing}, 2, "give one"},
 		{"weights of another model", []string{"--model", "vgg13", "--width", "0.0625", "--weights", weights, "-o", existing}, 1, "the weights do not fit vgg13"},
 		{"missing weights", []string{"--model", "vgg11", "--weights", filepath.Join(dir, "none.safetensors"), "-o", existing}, 1, "none.safetensors"},

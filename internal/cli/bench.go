@@ -169,10 +169,13 @@ type benchRatio struct {
 
 // benchReport is what --json prints.
 type benchReport struct {
-	Date    string          `json:"date"`
-	Go      string          `json:"go"`
-	OS      string          `json:"os"`
-	CPUs    int             `json:"cpus"`
+	Date string `json:"date"`
+	Go   string `json:"go"`
+	OS   string `json:"os"`
+	CPUs int    `json:"cpus"`
+	// Load is the 1-minute load average before and after (Linux), a
+	// warning sign on a shared machine: above the CPU count, runs compete.
+	Load    [2]float64      `json:"load_avg"`
 	Results []*bench.Result `json:"results"`
 	Ratios  []benchRatio    `json:"ratios,omitempty"`
 	// TorchError says why there is no PyTorch comparison, with --vs-torch.
@@ -194,6 +197,7 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, args []string, f be
 		}
 	}
 	rep := benchReport{Date: time.Now().UTC().Format(time.RFC3339), Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH, CPUs: runtime.NumCPU()}
+	rep.Load[0] = loadAvg()
 	torch := f.vsTorch
 	if torch {
 		v, err := bench.CheckTorch(ctx, f.python)
@@ -232,6 +236,7 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, args []string, f be
 			}
 		}
 	}
+	rep.Load[1] = loadAvg()
 	if f.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -290,8 +295,12 @@ func benchWorker(ctx context.Context, stdout io.Writer, cfg string) error {
 }
 
 func printBench(out io.Writer, rep benchReport, f benchFlags) error {
-	fmt.Fprintf(out, "zoo bench: 32×32 input, width %g, %d timed iterations after %d warm-up; %s, %s, %d CPUs; %s\n\n",
+	fmt.Fprintf(out, "zoo bench: 32×32 input, width %g, %d timed iterations after %d warm-up; %s, %s, %d CPUs; %s",
 		f.width, f.iters, f.warmup, rep.Go, rep.OS, rep.CPUs, rep.Date)
+	if rep.Load != [2]float64{} {
+		fmt.Fprintf(out, "; load average %.2f before, %.2f after", rep.Load[0], rep.Load[1])
+	}
+	fmt.Fprint(out, "\n\n")
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "model\tmode\tbatch\timpl\timg/s median (min–max)\tms/step\tGFLOP/s\tpeak RSS\tGo heap (sys)\talloc/step\tkernels\tGOMAXPROCS")
 	for _, r := range rep.Results {
@@ -323,6 +332,21 @@ func printBench(out io.Writer, rep benchReport, f benchFlags) error {
 		fmt.Fprintf(w, "%s\t%s\t%d\t%.2f×\t%.2f×\t%d\t%s\n", r.Model, r.Mode, r.Batch, r.ImgPerS, r.PeakRSS, r.Threads, r.Note)
 	}
 	return w.Flush()
+}
+
+// loadAvg is the 1-minute load average from /proc/loadavg, 0 where there
+// is none.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // mib formats bytes as MiB, with a decimal below 10 MiB.

@@ -11,9 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/gozoo/gozoo/safetensors"
 	"github.com/gozoo/gozoo/zoo/vgg"
 )
 
@@ -215,5 +217,103 @@ func TestONNXRuntimeParity(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestONNXRuntimeFullSize compares a full-size VGG16-BN with torchvision's
+// ImageNet head at 224×224 (a 553 MB ONNX file) in ONNX Runtime and gozoo,
+// batch 2. It takes tens of seconds and a few GB of memory, so it runs only
+// with ZOO_ORT_FULL=1 (docs/interop.md records its result).
+func TestONNXRuntimeFullSize(t *testing.T) {
+	if os.Getenv("ZOO_ORT_FULL") == "" {
+		t.Skip("full-size check skipped: set ZOO_ORT_FULL=1 (and ZOO_ORT_DIR) to run it")
+	}
+	dir := ortDir(t)
+	for _, name := range []string{"vgg16_bn"} {
+		t.Run(name, func(t *testing.T) {
+			m := newModel(t, name, vgg.Options{Head: vgg.HeadImageNet, Classes: 1000, Height: 224, Width: 224, Seed: 1})
+			r := rand.New(rand.NewPCG(1, 2))
+			randomize(t, m, r)
+			const batch = 2
+			images := make([]float32, batch*3*224*224)
+			for i := range images {
+				images[i] = float32(r.NormFloat64())
+			}
+			g, err := m.NewGraph(vgg.GraphOptions{Batch: batch})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer g.Close()
+			if err := g.Run(images, nil); err != nil {
+				t.Fatal(err)
+			}
+			want := slices.Clone(g.OutputValue().Data().([]float32))
+			got := ortRun(t, dir, m, images, batch)[batch]
+			if len(got) != len(want) {
+				t.Fatalf("ONNX Runtime gave %d values, want %d", len(got), len(want))
+			}
+			e := relErr(got, want)
+			t.Logf("%s at 224×224, batch %d: max |ort − gozoo| / max |gozoo| = %.2g", name, batch, e)
+			if e > 1e-4 || math.IsNaN(e) {
+				t.Errorf("ONNX Runtime and gozoo differ by %.3g relative, want ≤ 1e-4", e)
+			}
+		})
+	}
+}
+
+// TestONNXRuntimeMatchesPyTorch runs zoo/vgg's PyTorch fixtures (torchvision
+// models with seeded weights, their input and PyTorch's logits, written by
+// zoo/vgg/testdata/gen/vgg.py) through Export and ONNX Runtime: torchvision
+// weights → gozoo → ONNX gives PyTorch's logits. Fixtures in training mode
+// with batch norm are left out: their logits use batch statistics.
+func TestONNXRuntimeMatchesPyTorch(t *testing.T) {
+	dir := ortDir(t)
+	files, _ := filepath.Glob("../testdata/parity/*.safetensors")
+	if len(files) == 0 {
+		t.Fatal("no fixtures in zoo/vgg/testdata/parity")
+	}
+	ran := 0
+	for _, file := range files {
+		f, err := safetensors.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := f.Metadata
+		if md["mode"] == "train" && strings.HasSuffix(md["model"], "_bn") {
+			continue
+		}
+		ran++
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".safetensors"), func(t *testing.T) {
+			width, err1 := strconv.ParseFloat(md["width"], 64)
+			classes, err2 := strconv.Atoi(md["classes"])
+			if err1 != nil || err2 != nil {
+				t.Fatalf("metadata width %q, classes %q: want numbers", md["width"], md["classes"])
+			}
+			m := newModel(t, md["model"], vgg.Options{WidthMult: width, Classes: classes, Head: vgg.Head(md["head"])})
+			if err := m.LoadState(f.Tensors, vgg.LoadOptions{IgnoreUnexpected: true}); err != nil {
+				t.Fatal(err)
+			}
+			input, err := f.Tensors["input"].Float32s()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := f.Tensors["logits"].Float32s()
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch := f.Tensors["input"].Shape[0]
+			got := ortRun(t, dir, m, input, batch)[batch]
+			if len(got) != len(want) {
+				t.Fatalf("ONNX Runtime gave %d values, PyTorch %d", len(got), len(want))
+			}
+			e := relErr(got, want)
+			t.Logf("max |ort − pytorch| / max |pytorch| = %.2g", e)
+			if e > 1e-4 || math.IsNaN(e) {
+				t.Errorf("ONNX Runtime and PyTorch differ by %.3g relative, want ≤ 1e-4", e)
+			}
+		})
+	}
+	if ran == 0 {
+		t.Error("no evaluation-mode fixture in zoo/vgg/testdata/parity")
 	}
 }

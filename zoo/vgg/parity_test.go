@@ -23,116 +23,93 @@ import (
 // batch norm, where PyTorch's float32 result is rounding noise) is measured
 // against the largest gradient of the model instead.
 func TestPyTorchParity(t *testing.T) {
-	files, _ := filepath.Glob("testdata/parity/*.safetensors")
-	if len(files) == 0 {
-		t.Fatal("no fixtures in testdata/parity: run testdata/gen/vgg.py")
-	}
-	for _, file := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(file), ".safetensors"), func(t *testing.T) {
-			f, err := safetensors.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
+	forEachFixture(t, "parity", "vgg.py", func(t *testing.T, f *safetensors.File, num func(string) float64) {
+		md := f.Metadata
+		train := md["mode"] == "train"
+		opts := Options{WidthMult: num("width"), Head: Head(md["head"]), Classes: int(num("classes")), Batch: int(num("batch")), Dropout: NoDropout}
+		m, err := New(md["model"], opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, ok := md["hidden"]; ok {
+			if l, _ := m.Layer("classifier.0"); strconv.Itoa(l.Out) != h {
+				t.Fatalf("hidden size %d, fixture has %s", l.Out, h)
 			}
-			md := f.Metadata
-			num := func(k string) float64 {
-				v, err := strconv.ParseFloat(md[k], 64)
-				if err != nil {
-					t.Fatalf("metadata %s=%q: %v", k, md[k], err)
-				}
-				return v
-			}
-			train := md["mode"] == "train"
-			opts := Options{WidthMult: num("width"), Head: Head(md["head"]), Classes: int(num("classes")), Batch: int(num("batch")), Dropout: NoDropout}
-			m, err := New(md["model"], opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if h, ok := md["hidden"]; ok {
-				if l, _ := m.Layer("classifier.0"); strconv.Itoa(l.Out) != h {
-					t.Fatalf("hidden size %d, fixture has %s", l.Out, h)
-				}
-			}
-			state := make(map[string]safetensors.Tensor)
-			for _, name := range m.StateNames() {
-				state[name] = f.Tensors[name]
-			}
-			if err := m.LoadState(state, LoadOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			g, err := m.NewGraph(GraphOptions{Train: train, Loss: true, InputGrad: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
-			input := floats(t, f, "input")
-			labels64, err := f.Tensors["labels"].Int64s()
-			if err != nil {
-				t.Fatal(err)
-			}
-			labels := make([]int, len(labels64))
-			for i, l := range labels64 {
-				labels[i] = int(l)
-			}
-			if err := g.Run(input, labels); err != nil {
-				t.Fatal(err)
-			}
-			check := func(what string, got, want []float32, tol, zeroScale float64) {
-				t.Helper()
-				if len(got) != len(want) {
-					t.Errorf("%s: %d values, want %d", what, len(got), len(want))
-					return
-				}
-				var maxDiff, maxWant float64
-				for i := range got {
-					maxDiff = max(maxDiff, math.Abs(float64(got[i]-want[i])))
-					maxWant = max(maxWant, math.Abs(float64(want[i])))
-				}
-				scale := maxWant
-				if maxWant < 1e-3*zeroScale { // a true zero: rounding noise on both sides
-					scale = zeroScale
-				}
-				if rel := maxDiff / scale; rel > tol || math.IsNaN(rel) {
-					t.Errorf("%s: max difference %.3g (relative %.3g) exceeds %g", what, maxDiff, rel, tol)
-				} else {
-					t.Logf("%-36s max diff %.3g, relative %.3g", what, maxDiff, rel)
-				}
-			}
-			check("logits", f32(g.OutputValue()), floats(t, f, "logits"), 1e-5, 0)
-			check("loss", []float32{float32(g.LossValue())}, floats(t, f, "loss"), 1e-5, 0)
-			check("grad.input", f32(g.InputGrad()), floats(t, f, "grad.input"), 1e-4, 0)
-			var gradScale float64
-			for _, p := range g.Grads() {
-				for _, v := range floats(t, f, "grad."+p.Name) {
-					gradScale = max(gradScale, math.Abs(float64(v)))
-				}
-			}
-			for _, p := range g.Grads() {
-				check("grad."+p.Name, f32(p.Value), floats(t, f, "grad."+p.Name), 1e-4, gradScale)
-			}
-			if !train || !m.Opts.BatchNorm {
+		}
+		loadFixtureState(t, m, f)
+		g, err := m.NewGraph(GraphOptions{Train: train, Loss: true, InputGrad: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		input := floats(t, f, "input")
+		labels64, err := f.Tensors["labels"].Int64s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels := make([]int, len(labels64))
+		for i, l := range labels64 {
+			labels[i] = int(l)
+		}
+		if err := g.Run(input, labels); err != nil {
+			t.Fatal(err)
+		}
+		check := func(what string, got, want []float32, tol, zeroScale float64) {
+			t.Helper()
+			if len(got) != len(want) {
+				t.Errorf("%s: %d values, want %d", what, len(got), len(want))
 				return
 			}
-			for _, name := range m.StateNames() {
-				if strings.HasSuffix(name, ".weight") || strings.HasSuffix(name, ".bias") {
-					continue
-				}
-				want, ok := f.Tensors["after."+name]
-				if !ok {
-					t.Errorf("fixture lacks after.%s", name)
-					continue
-				}
-				if layer, ok := strings.CutSuffix(name, ".num_batches_tracked"); ok {
-					w, _ := want.Int64s()
-					if got := m.BatchNormStats(layer).NumBatchesTracked; got != w[0] {
-						t.Errorf("%s = %d, want %d", name, got, w[0])
-					}
-					continue
-				}
-				v, _ := m.Tensor(name)
-				check("after."+name, f32(v), floats(t, f, "after."+name), 1e-5, 0)
+			var maxDiff, maxWant float64
+			for i := range got {
+				maxDiff = max(maxDiff, math.Abs(float64(got[i]-want[i])))
+				maxWant = max(maxWant, math.Abs(float64(want[i])))
 			}
-		})
-	}
+			scale := maxWant
+			if maxWant < 1e-3*zeroScale { // a true zero: rounding noise on both sides
+				scale = zeroScale
+			}
+			if rel := maxDiff / scale; rel > tol || math.IsNaN(rel) {
+				t.Errorf("%s: max difference %.3g (relative %.3g) exceeds %g", what, maxDiff, rel, tol)
+			} else {
+				t.Logf("%-36s max diff %.3g, relative %.3g", what, maxDiff, rel)
+			}
+		}
+		check("logits", f32(g.OutputValue()), floats(t, f, "logits"), 1e-5, 0)
+		check("loss", []float32{float32(g.LossValue())}, floats(t, f, "loss"), 1e-5, 0)
+		check("grad.input", f32(g.InputGrad()), floats(t, f, "grad.input"), 1e-4, 0)
+		var gradScale float64
+		for _, p := range g.Grads() {
+			for _, v := range floats(t, f, "grad."+p.Name) {
+				gradScale = max(gradScale, math.Abs(float64(v)))
+			}
+		}
+		for _, p := range g.Grads() {
+			check("grad."+p.Name, f32(p.Value), floats(t, f, "grad."+p.Name), 1e-4, gradScale)
+		}
+		if !train || !m.Opts.BatchNorm {
+			return
+		}
+		for _, name := range m.StateNames() {
+			if strings.HasSuffix(name, ".weight") || strings.HasSuffix(name, ".bias") {
+				continue
+			}
+			want, ok := f.Tensors["after."+name]
+			if !ok {
+				t.Errorf("fixture lacks after.%s", name)
+				continue
+			}
+			if layer, ok := strings.CutSuffix(name, ".num_batches_tracked"); ok {
+				w, _ := want.Int64s()
+				if got := m.BatchNormStats(layer).NumBatchesTracked; got != w[0] {
+					t.Errorf("%s = %d, want %d", name, got, w[0])
+				}
+				continue
+			}
+			v, _ := m.Tensor(name)
+			check("after."+name, f32(v), floats(t, f, "after."+name), 1e-5, 0)
+		}
+	})
 }
 
 func floats(t *testing.T, f *safetensors.File, name string) []float32 {
@@ -231,5 +208,42 @@ func TestLoadStateConversions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}
+	}
+}
+
+// forEachFixture runs check on every safetensors fixture in
+// testdata/<dir>, each as a subtest, with num parsing a metadata number.
+func forEachFixture(t *testing.T, dir, script string, check func(t *testing.T, f *safetensors.File, num func(string) float64)) {
+	files, _ := filepath.Glob(filepath.Join("testdata", dir, "*.safetensors"))
+	if len(files) == 0 {
+		t.Fatalf("no fixtures in testdata/%s: run testdata/gen/%s", dir, script)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".safetensors"), func(t *testing.T) {
+			f, err := safetensors.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, f, func(k string) float64 {
+				v, err := strconv.ParseFloat(f.Metadata[k], 64)
+				if err != nil {
+					t.Fatalf("metadata %s=%q: %v", k, f.Metadata[k], err)
+				}
+				return v
+			})
+		})
+	}
+}
+
+// loadFixtureState loads the model's state dict from a fixture that holds
+// other tensors too.
+func loadFixtureState(t *testing.T, m *Model, f *safetensors.File) {
+	t.Helper()
+	state := make(map[string]safetensors.Tensor)
+	for _, name := range m.StateNames() {
+		state[name] = f.Tensors[name]
+	}
+	if err := m.LoadState(state, LoadOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }

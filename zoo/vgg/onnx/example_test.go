@@ -26,7 +26,7 @@ func ExampleExport() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%s: %d parameters, %d bytes of ONNX (IR %d, opset %d)\n", m.Name, m.Arch.Params(), buf.Len(), onnx.IRVersion, onnx.Opset)
+	fmt.Printf("%s: %d parameters, %.0f KiB of ONNX (IR %d, opset %d)\n", m.Name, m.Arch.Params(), float64(buf.Len())/1024, onnx.IRVersion, onnx.Opset)
 	// Output:
-	// vgg11: 36610 parameters, 150278 bytes of ONNX (IR 8, opset 17)
+	// vgg11: 36610 parameters, 147 KiB of ONNX (IR 8, opset 17)
 }

@@ -95,6 +95,9 @@ type StepInfo struct {
 	Images                   int
 	Duration                 time.Duration
 	Run                      *Running // the epoch so far
+	// Inputs is the batch just trained on; its slices may be reused after
+	// the hook returns: copy what you keep.
+	Inputs Batch
 }
 
 // EpochInfo describes a finished epoch to the hooks.
@@ -221,7 +224,7 @@ func (t *Trainer) epoch(ctx context.Context) error {
 		p.Partial.add(out, batch.Labels, t.Net.Classes())
 		p.Partial.Seconds = seconds0 + time.Since(start).Seconds()
 		p.BatchInEpoch = b
-		info := StepInfo{Epoch: epoch, Batch: b, NumBatches: nb, Step: p.Step, Loss: out.Loss, LR: lr, Images: len(batch.Labels), Duration: time.Since(t0), Run: &p.Partial}
+		info := StepInfo{Epoch: epoch, Batch: b, NumBatches: nb, Step: p.Step, Loss: out.Loss, LR: lr, Images: len(batch.Labels), Duration: time.Since(t0), Run: &p.Partial, Inputs: batch}
 		for _, h := range t.Hooks {
 			if sh, ok := h.(StepHook); ok {
 				if err := sh.AfterStep(t, info); err != nil {

@@ -3,6 +3,8 @@ package layers
 import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
+
+	"github.com/gozoo/gozoo/internal/sgemm"
 )
 
 // gemm computes c = alpha·op(a)·op(b) + beta·c on row-major matrices, where
@@ -13,14 +15,14 @@ import (
 //
 // It is the one matrix-multiply entry point of the package: every op that
 // multiplies matrices calls it, so swapping the kernel behind it speeds all
-// of them up. For now the kernel is gonum's pure-Go BLAS.
+// of them up. float32 runs on internal/sgemm (assembly micro-kernels, both
+// CPUs for large products); float64 on gonum's pure-Go BLAS.
 func gemm[T float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
-	ta, tb := gemmTranspose(transA), gemmTranspose(transB)
 	switch a := any(a).(type) {
 	case []float32:
-		gonum.Implementation{}.Sgemm(ta, tb, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+		sgemm.Sgemm(transA, transB, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
 	case []float64:
-		gonum.Implementation{}.Dgemm(ta, tb, m, n, k, float64(alpha), a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
+		gonum.Implementation{}.Dgemm(gemmTranspose(transA), gemmTranspose(transB), m, n, k, float64(alpha), a, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gozoo/gozoo/safetensors"
+	"gorgonia.org/tensor"
 )
 
 // TestPyTorchParity runs the whole-model fixtures written by
@@ -134,7 +135,19 @@ func TestWeightsRoundTrip(t *testing.T) {
 	if err := a.SaveWeights(path); err != nil {
 		t.Fatal(err)
 	}
-	b := tiny(t, "vgg11_bn", Options{Seed: 2})
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, opts, err := FromMetadata(f.Metadata)
+	if err != nil || name != "vgg11_bn" || opts.WidthMult != 1.0/16 || opts.Classes != 10 || opts.Dtype != tensor.Float32 {
+		t.Fatalf("FromMetadata = %q, %+v, %v", name, opts, err)
+	}
+	opts.Seed = 2
+	b, err := New(name, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := b.LoadWeights(path, LoadOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +168,7 @@ func TestWeightsRoundTrip(t *testing.T) {
 	// A model of another width: everything mismatches, nothing is loaded.
 	c := tiny(t, "vgg11_bn", Options{Seed: 3, WidthMult: 1.0 / 8})
 	before := f32(c.Params()[0].Value)
-	err := c.LoadWeights(path, LoadOptions{})
+	err = c.LoadWeights(path, LoadOptions{})
 	if err == nil || !strings.Contains(err.Error(), "nothing was loaded") || !strings.Contains(err.Error(), "features.0.weight: shape") {
 		t.Fatalf("loading into another width: %v", err)
 	}

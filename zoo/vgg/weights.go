@@ -49,13 +49,60 @@ func (m *Model) StateDict() map[string]safetensors.Tensor {
 }
 
 // Metadata describes the architecture in a weights file's header, so a file
-// says which model it holds (zoo summary --weights prints it).
+// says which model it holds (zoo summary --weights prints it, and
+// FromMetadata rebuilds the model from it).
 func (m *Model) Metadata() map[string]string {
 	o := m.Opts
-	o.Stages = nil
-	opts, _ := json.Marshal(o)
-	stages, _ := json.Marshal(m.Opts.Stages)
-	return map[string]string{"format": "pt", "gozoo.model": m.Name, "gozoo.options": string(opts), "gozoo.stages": string(stages)}
+	opts, _ := json.Marshal(metaOptions{
+		BatchNorm: o.BatchNorm, Classes: o.Classes, InChannels: o.InChannels, Height: o.Height, Width: o.Width,
+		Head: o.Head, Pool: o.Pool, Dropout: o.Dropout, WidthMult: o.WidthMult, Stages: o.Stages, Dtype: o.Dtype.Name(),
+	})
+	return map[string]string{"format": "pt", "gozoo.model": m.Name, "gozoo.options": string(opts)}
+}
+
+// metaOptions is the JSON form of Options in a file's metadata.
+type metaOptions struct {
+	BatchNorm  bool    `json:"batch_norm"`
+	Classes    int     `json:"classes"`
+	InChannels int     `json:"in_channels"`
+	Height     int     `json:"height"`
+	Width      int     `json:"width"`
+	Head       Head    `json:"head"`
+	Pool       string  `json:"pool,omitempty"`
+	Dropout    float64 `json:"dropout"`
+	WidthMult  float64 `json:"width_mult"`
+	Stages     []Stage `json:"stages"`
+	Dtype      string  `json:"dtype"`
+}
+
+// FromMetadata returns the model name and options a weights file's metadata
+// (written by Metadata) describes, to rebuild its architecture.
+func FromMetadata(md map[string]string) (string, Options, error) {
+	name, ok := md["gozoo.model"]
+	if !ok {
+		return "", Options{}, fmt.Errorf("vgg: the file's metadata does not name a gozoo model (no gozoo.model): pass the model name yourself")
+	}
+	var mo metaOptions
+	if err := json.Unmarshal([]byte(md["gozoo.options"]), &mo); err != nil {
+		return "", Options{}, fmt.Errorf("vgg: the file's gozoo.options metadata: %w", err)
+	}
+	o := Options{BatchNorm: mo.BatchNorm, Classes: mo.Classes, InChannels: mo.InChannels, Height: mo.Height, Width: mo.Width,
+		Head: mo.Head, Pool: mo.Pool, Dropout: mo.Dropout, WidthMult: mo.WidthMult, Stages: mo.Stages}
+	if o.Dropout == 0 {
+		o.Dropout = NoDropout
+	}
+	switch mo.Dtype {
+	case "float64":
+		o.Dtype = tensor.Float64
+	case "float32", "":
+		o.Dtype = tensor.Float32
+	default:
+		return "", Options{}, fmt.Errorf("vgg: the file's metadata has dtype %q: want float32 or float64", mo.Dtype)
+	}
+	if _, _, err := ParseName(name); err == nil {
+		o.Stages = nil // a named model: its configuration comes from the name
+	}
+	return name, o, nil
 }
 
 // SaveWeights writes the state dict to path as safetensors, atomically. The

@@ -20,7 +20,7 @@
 //
 // The input normalization the model expects, the model's name and options
 // and the class names go in the file's metadata_props (gozoo.mean,
-// gozoo.std, gozoo.model, gozoo.options, gozoo.stages, gozoo.classes), all
+// gozoo.std, gozoo.model, gozoo.options (see vgg.FromMetadata), gozoo.classes), all
 // JSON but gozoo.model.
 //
 // The protobuf is written with google.golang.org/protobuf/encoding/protowire,

@@ -3,7 +3,6 @@ package onnx
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -381,11 +380,7 @@ func TestExportMetadata(t *testing.T) {
 			t.Errorf("metadata %s = %q, want %q", k, d.meta[k], v)
 		}
 	}
-	var opts struct {
-		Classes   int
-		WidthMult float64
-	}
-	if err := json.Unmarshal([]byte(d.meta["gozoo.options"]), &opts); err != nil || opts.Classes != 2 || opts.WidthMult != 1.0/16 {
+	if _, opts, err := vgg.FromMetadata(d.meta); err != nil || opts.Classes != 2 || opts.WidthMult != 1.0/16 {
 		t.Errorf("gozoo.options %q: decoded %+v, %v; want classes 2, width 1/16", d.meta["gozoo.options"], opts, err)
 	}
 	if d := export(t, m, ExportOptions{}); d.meta["gozoo.mean"] != "" || d.meta["gozoo.classes"] != "" {

@@ -19,10 +19,11 @@ type Config struct {
 	BatchNorm      bool       `json:"batch_norm"` // with the model's base name: vgg16 + batch_norm = vgg16_bn
 	Width          float64    `json:"width"`      // channel multiplier
 	NumClasses     int        `json:"num_classes"`
-	DropoutRate    float64    `json:"dropout_rate"` // imagenet head only
-	Head           string     `json:"head"`         // cifar or imagenet
-	Dataset        string     `json:"dataset"`      // cifar10 or cifar100
-	Data           string     `json:"data"`         // folder, tarball, "sample", or "" (the cache)
+	ClassNames     []string   `json:"class_names,omitempty"` // filled from the data when training starts
+	DropoutRate    float64    `json:"dropout_rate"`          // imagenet head only
+	Head           string     `json:"head"`                  // cifar or imagenet
+	Dataset        string     `json:"dataset"`               // cifar10 or cifar100
+	Data           string     `json:"data"`                  // folder, tarball, "sample", or "" (the cache)
 	Download       bool       `json:"download"`
 	SkipChecksum   bool       `json:"skip_checksum"` // custom data in the official layout
 	Epochs         int        `json:"epochs"`

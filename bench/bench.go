@@ -313,3 +313,36 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 // kernels names the compute kernels gozoo's layers use. The layers package
 // does not report its kernels yet, so it is "unknown".
 func kernels() string { return "unknown" }
+
+// Combine pools repeated measurements of one configuration and
+// implementation (the rounds of `zoo bench --rounds`): their timed
+// iterations are summarised together; memory figures are the largest seen,
+// and per-step figures the mean.
+func Combine(rs ...*Result) (*Result, error) {
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("bench: nothing to combine")
+	}
+	out := *rs[0]
+	out.Times = slices.Clone(out.Times)
+	out.AllocPerStep *= float64(len(out.Times))
+	out.GCPerStep *= float64(len(out.Times))
+	for _, r := range rs[1:] {
+		if r.Impl != out.Impl || r.Model != out.Model || r.Mode != out.Mode || r.Batch != out.Batch || r.Width != out.Width {
+			return nil, fmt.Errorf("bench: cannot combine %s %s %s batch %d width %g with %s %s %s batch %d width %g",
+				out.Impl, out.Model, out.Mode, out.Batch, out.Width, r.Impl, r.Model, r.Mode, r.Batch, r.Width)
+		}
+		out.Times = append(out.Times, r.Times...)
+		out.Iters += r.Iters
+		out.PeakRSS = max(out.PeakRSS, r.PeakRSS)
+		out.HeapInuse, out.GoSys = max(out.HeapInuse, r.HeapInuse), max(out.GoSys, r.GoSys)
+		out.AllocPerStep += r.AllocPerStep * float64(len(r.Times))
+		out.GCPerStep += r.GCPerStep * float64(len(r.Times))
+		out.Loss = r.Loss
+	}
+	out.AllocPerStep /= float64(len(out.Times))
+	out.GCPerStep /= float64(len(out.Times))
+	if err := out.Summarize(out.FLOPsPerImage); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

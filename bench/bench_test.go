@@ -233,3 +233,27 @@ func TestRunTorch(t *testing.T) {
 		t.Errorf("times %v, peak RSS %d, kernels %q, img/s %+v: want 2 times, RSS > 1 MiB, torch kernels, positive speed", r.Times, r.PeakRSS, r.Kernels, r.ImgPerSec)
 	}
 }
+
+func TestCombine(t *testing.T) {
+	a := &Result{Config: Config{Model: "vgg11", Mode: Train, Batch: 4, Iters: 2}, Impl: "gozoo", Times: []float64{1, 2}, PeakRSS: 10, AllocPerStep: 100, FLOPsPerImage: 1e9}
+	b := &Result{Config: Config{Model: "vgg11", Mode: Train, Batch: 4, Iters: 1}, Impl: "gozoo", Times: []float64{4}, PeakRSS: 30, AllocPerStep: 400, FLOPsPerImage: 1e9}
+	got, err := Combine(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Times) != 3 || got.Iters != 3 || got.PeakRSS != 30 || got.AllocPerStep != 200 || got.ImgPerSec.Median != 2 || got.ImgPerSec.Min != 1 {
+		t.Errorf("Combine = times %v, iters %d, RSS %d, alloc/step %g, img/s %+v; want 3 times, 3 iters, RSS 30, alloc 200, median 2 min 1",
+			got.Times, got.Iters, got.PeakRSS, got.AllocPerStep, got.ImgPerSec)
+	}
+	if len(a.Times) != 2 {
+		t.Errorf("Combine changed its first argument's times to %v", a.Times)
+	}
+	c := *b
+	c.Impl = "pytorch"
+	if _, err := Combine(a, &c); err == nil {
+		t.Error("Combine(gozoo, pytorch): no error")
+	}
+	if _, err := Combine(); err == nil {
+		t.Error("Combine(): no error")
+	}
+}

@@ -32,6 +32,7 @@ type benchFlags struct {
 	mode    string
 	batches []int
 	iters   int
+	rounds  int
 	warmup  int
 	width   float64
 	threads int
@@ -45,7 +46,7 @@ type benchFlags struct {
 func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{
-		Use:   "bench [MODEL|PATTERN…] [--mode train|infer|both] [--batch N,…] [--iters N] [--warmup N] [--width F] [--threads N] [--json] [--vs-torch [--python PATH]]",
+		Use:   "bench [MODEL|PATTERN…] [--mode train|infer|both] [--batch N,…] [--iters N] [--warmup N] [--rounds N] [--width F] [--threads N] [--json] [--vs-torch [--python PATH]]",
 		Short: "Time training steps and inference (img/s, ms/step, GFLOP/s, peak RSS), optionally against PyTorch",
 		Long: `Bench times models at 32×32 with the CIFAR head (10 classes) on a fixed
 synthetic batch: a training step is forward, cross-entropy, backward and an
@@ -57,8 +58,9 @@ forward passes), peak RSS, the Go heap, allocation per step, the kernels in
 use and GOMAXPROCS.
 
 Each model, mode and batch size runs in a fresh process of this binary, so
-peak RSS belongs to that one measurement. --vs-torch alternates them with
-the same measurement in PyTorch (bench/torch_bench.py, embedded in the
+peak RSS belongs to that one measurement; --rounds N repeats it N times and
+pools the timed iterations (the median resists a noisy machine). --vs-torch
+alternates each process with the same measurement in PyTorch (bench/torch_bench.py, embedded in the
 binary, run by --python with --threads intra-op threads) and prints the
 ratios gozoo/PyTorch of median img/s and of peak RSS.
 
@@ -76,6 +78,7 @@ code runs under "go test ./bench -bench ."`,
 	fl.IntSliceVar(&f.batches, "batch", []int{64}, "batch sizes, comma-separated")
 	fl.IntVar(&f.iters, "iters", 10, "timed iterations per measurement")
 	fl.IntVar(&f.warmup, "warmup", 2, "untimed iterations before timing")
+	fl.IntVar(&f.rounds, "rounds", 1, "measuring processes per model, mode and batch (alternating with PyTorch's under --vs-torch); their iterations are pooled")
 	fl.Float64Var(&f.width, "width", 1, "width multiplier applied to every channel count")
 	fl.IntVar(&f.threads, "threads", 0, "GOMAXPROCS of the measuring processes and PyTorch's thread count (default: this process's GOMAXPROCS)")
 	fl.BoolVar(&f.json, "json", false, "print the results as JSON")
@@ -142,6 +145,8 @@ func (f benchFlags) plan(args []string) (benchPlan, error) {
 		return p, usageError{fmt.Errorf("--iters %d: time at least 1 iteration", f.iters)}
 	case f.warmup < 0:
 		return p, usageError{fmt.Errorf("--warmup %d: must be 0 or more", f.warmup)}
+	case f.rounds < 1:
+		return p, usageError{fmt.Errorf("--rounds %d: run at least 1 round", f.rounds)}
 	case !(f.width > 0) || math.IsInf(f.width, 0):
 		return p, usageError{fmt.Errorf("--width %g: the width multiplier must be positive", f.width)}
 	case f.threads < 0:
@@ -213,26 +218,41 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, args []string, f be
 		for _, mode := range p.modes {
 			for _, batch := range f.batches {
 				c := bench.Config{Model: model, Mode: mode, Batch: batch, Width: f.width, Warmup: f.warmup, Iters: f.iters}
-				ours, err := benchChild(ctx, exe, c, p.threads, stderr)
+				var ours, theirs []*bench.Result
+				for round := 1; round <= f.rounds; round++ {
+					o, err := benchChild(ctx, exe, c, p.threads, stderr)
+					if err != nil {
+						return err
+					}
+					ours = append(ours, o)
+					progress("%s %s batch %d, round %d/%d: gozoo %.1f img/s", model, mode, batch, round, f.rounds, o.ImgPerSec.Median)
+					if !torch {
+						continue
+					}
+					th, err := bench.RunTorch(ctx, f.python, c, p.threads)
+					if err != nil {
+						if ctx.Err() != nil {
+							return ctx.Err()
+						}
+						fmt.Fprintf(stderr, "zoo bench: PyTorch %s %s batch %d: %v\n", model, mode, batch, err)
+						continue
+					}
+					theirs = append(theirs, th)
+					progress("%s %s batch %d, round %d/%d: PyTorch %.1f img/s", model, mode, batch, round, f.rounds, th.ImgPerSec.Median)
+				}
+				o, err := bench.Combine(ours...)
 				if err != nil {
 					return err
 				}
-				rep.Results = append(rep.Results, ours)
-				progress("%s %s batch %d: gozoo %.1f img/s", model, mode, batch, ours.ImgPerSec.Median)
-				if !torch {
-					continue
-				}
-				theirs, err := bench.RunTorch(ctx, f.python, c, p.threads)
-				if err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
+				rep.Results = append(rep.Results, o)
+				if len(theirs) > 0 {
+					th, err := bench.Combine(theirs...)
+					if err != nil {
+						return err
 					}
-					fmt.Fprintf(stderr, "zoo bench: PyTorch %s %s batch %d: %v\n", model, mode, batch, err)
-					continue
+					rep.Results = append(rep.Results, th)
+					rep.Ratios = append(rep.Ratios, ratio(o, th))
 				}
-				rep.Results = append(rep.Results, theirs)
-				rep.Ratios = append(rep.Ratios, ratio(ours, theirs))
-				progress("%s %s batch %d: PyTorch %.1f img/s", model, mode, batch, theirs.ImgPerSec.Median)
 			}
 		}
 	}
@@ -295,8 +315,8 @@ func benchWorker(ctx context.Context, stdout io.Writer, cfg string) error {
 }
 
 func printBench(out io.Writer, rep benchReport, f benchFlags) error {
-	fmt.Fprintf(out, "zoo bench: 32×32 input, width %g, %d timed iterations after %d warm-up; %s, %s, %d CPUs; %s",
-		f.width, f.iters, f.warmup, rep.Go, rep.OS, rep.CPUs, rep.Date)
+	fmt.Fprintf(out, "zoo bench: 32×32 input, width %g, %d round(s) of %d timed iterations after %d warm-up; %s, %s, %d CPUs; %s",
+		f.width, f.rounds, f.iters, f.warmup, rep.Go, rep.OS, rep.CPUs, rep.Date)
 	if rep.Load != [2]float64{} {
 		fmt.Fprintf(out, "; load average %.2f before, %.2f after", rep.Load[0], rep.Load[1])
 	}

@@ -59,7 +59,7 @@ func TestBenchTable(t *testing.T) {
 }
 
 func TestBenchJSON(t *testing.T) {
-	args := []string{"bench", "vgg11", "--width", "0.0625", "--batch", "1,2", "--iters", "1", "--warmup", "0", "--mode", "infer", "--threads", "1", "--json", "-q"}
+	args := []string{"bench", "vgg11", "--width", "0.0625", "--batch", "1,2", "--iters", "1", "--warmup", "0", "--mode", "infer", "--threads", "1", "--rounds", "2", "--json", "-q"}
 	out, errOut, code := run(t, args...)
 	if code != 0 {
 		t.Fatalf("zoo %s: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
@@ -72,8 +72,8 @@ func TestBenchJSON(t *testing.T) {
 		t.Fatalf("got %d results, want 2 (batch 1 and 2)", len(rep.Results))
 	}
 	for i, r := range rep.Results {
-		if r.Model != "vgg11" || r.Mode != "infer" || r.Batch != i+1 || r.Impl != "gozoo" || r.Threads != 1 || len(r.Times) != 1 || r.ImgPerSec.Median <= 0 || r.PeakRSS <= 0 {
-			t.Errorf("result %d = %+v; want gozoo vgg11 infer batch %d, 1 thread, 1 time, positive img/s and RSS", i, r, i+1)
+		if r.Model != "vgg11" || r.Mode != "infer" || r.Batch != i+1 || r.Impl != "gozoo" || r.Threads != 1 || len(r.Times) != 2 || r.ImgPerSec.Median <= 0 || r.PeakRSS <= 0 {
+			t.Errorf("result %d = %+v; want gozoo vgg11 infer batch %d, 1 thread, 2 times (rounds), positive img/s and RSS", i, r, i+1)
 		}
 	}
 }
@@ -90,6 +90,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{[]string{"bench", "resnet*"}, `no model matches "resnet*"`},
 		{[]string{"bench", "vgg11", "--iters", "0"}, "--iters 0"},
 		{[]string{"bench", "vgg11", "--warmup", "-1"}, "--warmup -1"},
+		{[]string{"bench", "vgg11", "--rounds", "0"}, "--rounds 0"},
 		{[]string{"bench", "vgg11", "--width", "0"}, "--width 0"},
 		{[]string{"bench", "vgg11", "--threads", "-2"}, "--threads -2"},
 	}

@@ -58,6 +58,7 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newSummaryCmd(stdout),
 		newGraphCmd(stdout),
 		newExportCmd(stdout),
+		newConvertCmd(stdout),
 		newTrainCmd(stdout, stderr),
 		newEvalCmd(stdout),
 		newDataCmd(stdout),

@@ -11,12 +11,26 @@ import (
 )
 
 func newSummaryCmd(stdout io.Writer) *cobra.Command {
-	var f archFlags
+	var (
+		f              archFlags
+		weights, model string
+	)
 	cmd := &cobra.Command{
-		Use:   "summary MODEL [--bn] [--head cifar|imagenet|none] [--classes N] [--input CxHxW] [--width F]",
-		Short: "Print a model's layers: output shape, parameters and MACs, then the totals",
-		Args:  cobra.ExactArgs(1),
+		Use:   "summary (MODEL | --weights FILE [MODEL]) [--bn] [--head cifar|imagenet|none] [--classes N] [--input CxHxW] [--width F]",
+		Short: "Print a model's layers: output shape, parameters and MACs, then the totals; or what a weights file holds",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if weights != "" {
+				return cobra.MaximumNArgs(1)(cmd, args)
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if weights != "" {
+				return summarizeWeights(stdout, &f, weights, model, args)
+			}
+			if model != "" {
+				return usageError{fmt.Errorf("summary: --model goes with --weights FILE; without it, name the model as the argument")}
+			}
 			name, opts, err := f.options(args[0])
 			if err != nil {
 				return err
@@ -30,6 +44,8 @@ func newSummaryCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&weights, "weights", "", "a safetensors file: list its tensors and metadata (and, with a model, whether they fit it)")
+	cmd.Flags().StringVar(&model, "model", "", "with --weights: the model to check the file against (or name it as the argument)")
 	return cmd
 }
 

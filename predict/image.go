@@ -45,7 +45,7 @@ func Decode(b []byte, maxPixels int) (image.Image, error) {
 	}
 	img, _, err := image.Decode(bytes.NewReader(b))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v (truncated or corrupt?)", ErrInvalidImage, format, err)
+		return nil, fmt.Errorf("%w: %v (truncated or corrupt?)", ErrInvalidImage, err)
 	}
 	return img, nil
 }

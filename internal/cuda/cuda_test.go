@@ -135,10 +135,10 @@ func TestOpenNoDriver(t *testing.T) {
 }
 
 func TestPackArgs(t *testing.T) {
-	if _, err := packArgs([]any{Buffer{ptr: 1}, 3, int32(4), uint32(5), uint64(6), float32(7)}); err != nil {
+	if _, err := packArgs([]any{Buffer{ptr: 1}, 3, int32(4), uint32(5), int64(6), uint64(7), float32(8), float64(9)}); err != nil {
 		t.Errorf("packArgs of every supported type: %v", err)
 	}
-	for _, bad := range []any{1 << 40, 2.5, "x"} {
+	for _, bad := range []any{1 << 40, uint8(2), "x"} {
 		if _, err := packArgs([]any{bad}); err == nil {
 			t.Errorf("packArgs(%T %v): no error, want one", bad, bad)
 		}

@@ -310,7 +310,7 @@ type Dim3 struct{ X, Y, Z int }
 
 // Launch queues f on the default stream with grid and block sizes and the
 // kernel arguments args: Buffer (a device pointer), int (passed as int32),
-// int32, uint32, uint64, float32. Errors of the kernel itself surface at
+// int32, uint32, int64 (C long), uint64, float32, float64 (C double). Errors of the kernel itself surface at
 // the next synchronising call.
 func (f *Function) Launch(grid, block Dim3, shared int, args ...any) error {
 	params, err := packArgs(args)
@@ -357,6 +357,10 @@ func packArgs(args []any) ([]unsafe.Pointer, error) {
 		case uint32:
 			out[i] = unsafe.Pointer(&v)
 		case uint64:
+			out[i] = unsafe.Pointer(&v)
+		case int64:
+			out[i] = unsafe.Pointer(&v)
+		case float64:
 			out[i] = unsafe.Pointer(&v)
 		case float32:
 			out[i] = unsafe.Pointer(&v)

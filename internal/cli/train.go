@@ -13,6 +13,7 @@ import (
 
 	"github.com/gozoo/gozoo/datasets/cifar10"
 	"github.com/gozoo/gozoo/train"
+	"github.com/gozoo/gozoo/train/tensorboard"
 	"github.com/gozoo/gozoo/zoo"
 	"github.com/gozoo/gozoo/zoo/vgg"
 	"github.com/schollz/progressbar/v3"
@@ -30,6 +31,7 @@ func (e exitError) Unwrap() error { return e.error }
 func newTrainCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		bn, quiet          bool
+		noTensorBoard      bool
 		configPath, resume string
 		noAugment          bool
 	)
@@ -177,7 +179,7 @@ Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
-			return runTraining(cmd.Context(), cfg, loaded, quiet, stdout, stderr)
+			return runTraining(cmd.Context(), cfg, loaded, runOptions{quiet: quiet, tensorBoard: !noTensorBoard}, stdout, stderr)
 		},
 	}
 	f := cmd.Flags()
@@ -208,6 +210,7 @@ Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
 	f.StringSliceVar(&fl.freeze, "freeze", nil, "parameters (names or prefixes such as features.) that do not train")
 	f.BoolVar(&noAugment, "no-augment", false, "no random crop and flip")
 	f.BoolVar(&quiet, "quiet", false, "no progress bar")
+	f.BoolVar(&noTensorBoard, "no-tensorboard", false, "no TensorBoard event files (by default in OUT/tensorboard)")
 	return cmd
 }
 
@@ -292,11 +295,19 @@ func newTrainer(cfg train.Config, trainSet, testSet *cifar10.Dataset) (*train.Tr
 		Epochs: cfg.Epochs, Accumulate: cfg.GradAccum}, net, nil
 }
 
-func runTraining(ctx context.Context, cfg train.Config, loaded *train.Loaded, quiet bool, stdout, stderr io.Writer) error {
-	trainSet, testSet, err := loadData(cfg, stderr, quiet)
+// runOptions are the settings of a run that are not part of its
+// configuration.
+type runOptions struct {
+	quiet       bool // no progress bar
+	tensorBoard bool // event files in SaveDir/tensorboard
+}
+
+func runTraining(ctx context.Context, cfg train.Config, loaded *train.Loaded, opts runOptions, stdout, stderr io.Writer) error {
+	trainSet, testSet, err := loadData(cfg, stderr, opts.quiet)
 	if err != nil {
 		return err
 	}
+	cfg.ClassNames = trainSet.Classes
 	t, net, err := newTrainer(cfg, trainSet, testSet)
 	if err != nil {
 		return err
@@ -318,8 +329,18 @@ func runTraining(ctx context.Context, cfg train.Config, loaded *train.Loaded, qu
 	if loaded != nil {
 		ck.LastTest = loaded.Checkpoint.Test
 	}
-	t.Hooks = []any{&train.MetricsLog{Dir: cfg.SaveDir, StepEvery: 50}, &epochPrinter{w: stdout}, ck}
-	if !quiet {
+	mon := train.NewMonitor()
+	t.Hooks = []any{&train.MetricsLog{Dir: cfg.SaveDir, StepEvery: 50, Monitor: mon}, &train.Curves{Dir: cfg.SaveDir}, &epochPrinter{w: stdout}, ck}
+	if opts.tensorBoard {
+		tb, err := tensorboard.Create(filepath.Join(cfg.SaveDir, "tensorboard"))
+		if err != nil {
+			return err
+		}
+		defer tb.Close()
+		t.Hooks = append(t.Hooks, &tensorboard.Hook{W: tb, Mean: cfg.Mean, Std: cfg.Std, Monitor: mon})
+		fmt.Fprintf(stderr, "TensorBoard: tensorboard --logdir %s\n", filepath.Dir(tb.Path()))
+	}
+	if !opts.quiet {
 		t.Hooks = append([]any{&progressHook{w: stderr}}, t.Hooks...)
 	}
 	err = t.Run(ctx)

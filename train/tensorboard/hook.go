@@ -12,7 +12,8 @@ import (
 // Hook logs a training run to W as a StepHook and EpochHook of
 // train.Trainer.
 //
-// After every optimizer step (x axis: the step): train/loss_step and lr.
+// After every optimizer step (x axis: the step): train/loss_step (the loss
+// of the batch that completed the step) and lr.
 // After every epoch (x axis: the 1-based epoch): train/loss,
 // train/accuracy, test/loss, test/accuracy (accuracies are top-1
 // fractions), epoch/lr, perf/images_per_sec, perf/epoch_seconds, the
@@ -33,7 +34,8 @@ type Hook struct {
 	// MetricsLog's Monitor, so that both report the same interval).
 	Monitor *train.Monitor
 
-	gridEpoch int // 1 + the last epoch whose grid was written
+	gridEpoch int   // 1 + the last epoch whose grid was written
+	lastStep  int64 // the last step logged
 }
 
 var (
@@ -45,11 +47,14 @@ var (
 // grid at its first step.
 func (h *Hook) AfterStep(t *train.Trainer, s train.StepInfo) error {
 	step := int64(s.Step)
-	if err := h.W.Scalar("train/loss_step", step, s.Loss); err != nil {
-		return err
-	}
-	if err := h.W.Scalar("lr", step, s.LR); err != nil {
-		return err
+	if step != h.lastStep { // with gradient accumulation, several batches make one step
+		h.lastStep = step
+		if err := h.W.Scalar("train/loss_step", step, s.Loss); err != nil {
+			return err
+		}
+		if err := h.W.Scalar("lr", step, s.LR); err != nil {
+			return err
+		}
 	}
 	if h.GridImages < 0 || h.gridEpoch > s.Epoch {
 		return nil

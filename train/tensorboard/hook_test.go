@@ -3,6 +3,7 @@ package tensorboard
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/png"
 	"iter"
@@ -160,5 +161,35 @@ func TestGridBadShape(t *testing.T) {
 	}
 	if got := img.Bounds().Size(); got != image.Pt(2*(4+2)+2, 5+4) {
 		t.Errorf("grid %v, want (14,9)", got)
+	}
+}
+
+func TestHookOneScalarPerStep(t *testing.T) {
+	w, err := Create(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, _ := train.NewSGD(train.SGDConfig{})
+	sched, _ := train.Constant(0.01)
+	h := &Hook{W: w, GridImages: -1}
+	// Three batches summed into one optimizer step per epoch.
+	tr := &train.Trainer{Net: newConstNet(), Opt: opt, Sched: sched, Train: grey{3, 4, 0.5}, Epochs: 2, Accumulate: 3, Hooks: []any{h}}
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	var steps []int64
+	for _, e := range readEvents(t, w.Path())[1:] {
+		for _, v := range e.values {
+			if v.image != nil {
+				t.Errorf("image %s with GridImages < 0", v.tag)
+			}
+			if v.tag == "train/loss_step" {
+				steps = append(steps, e.step)
+			}
+		}
+	}
+	if fmt.Sprint(steps) != "[1 2]" {
+		t.Errorf("train/loss_step at steps %v, want [1 2]", steps)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,4 +124,83 @@ func TestTorchvisionWeightsCheckNames(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFullSizeTorchvision is the full-size check, run by
+// testdata/fullsize/fullsize.py (which sets ZOO_FULLSIZE_DIR and
+// ZOO_FULLSIZE_MODEL): it loads torchvision's 224×224 ImageNet model of that
+// name, with the random weights the script wrote, runs the script's input
+// through the evaluation graph, compares the logits with PyTorch's and saves
+// the weights back for the script to load into PyTorch. Skipped otherwise.
+func TestFullSizeTorchvision(t *testing.T) {
+	dir, name := os.Getenv("ZOO_FULLSIZE_DIR"), os.Getenv("ZOO_FULLSIZE_MODEL")
+	if dir == "" || name == "" {
+		t.Skip("the full-size check: run /usr/bin/python3 zoo/vgg/testdata/fullsize/fullsize.py")
+	}
+	ref, err := safetensors.ReadFile(filepath.Join(dir, name+".io.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	input, err := ref.Tensors["input"].Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ref.Tensors["logits"].Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := ref.Tensors["input"].Shape[0]
+	m, err := New(name, Options{Head: HeadImageNet, Classes: 1000, Height: 224, Width: 224, Batch: batch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.LoadWeights(filepath.Join(dir, name+".torch.safetensors"), LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := m.NewGraph(GraphOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.Run(input, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := f32(g.OutputValue())
+	if len(got) != len(want) {
+		t.Fatalf("%d logits, want %d", len(got), len(want))
+	}
+	var maxDiff, maxWant float64
+	agree := 0
+	for i := range batch {
+		row := func(v []float32) []float32 { return v[i*1000 : (i+1)*1000] }
+		if argmax(row(got)) == argmax(row(want)) {
+			agree++
+		}
+	}
+	for i := range got {
+		maxDiff = max(maxDiff, math.Abs(float64(got[i])-float64(want[i])))
+		maxWant = max(maxWant, math.Abs(float64(want[i])))
+	}
+	rel := maxDiff / maxWant
+	result := fmt.Sprintf(`{"model": %q, "max_abs_diff": %.3g, "max_abs_logit": %.4g, "relative": %.3g, "top1_agree": "%d/%d"}`, name, maxDiff, maxWant, rel, agree, batch)
+	t.Log(result)
+	if err := os.WriteFile(filepath.Join(dir, name+".result.json"), []byte(result+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rel > 1e-4 || math.IsNaN(rel) || agree != batch {
+		t.Errorf("logits differ from PyTorch's: %s", result)
+	}
+	if err := m.SaveWeights(filepath.Join(dir, name+".gozoo.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gozoo/gozoo/safetensors"
+	"github.com/gozoo/gozoo/zoo/vgg"
 	"github.com/spf13/cobra"
 )
 
@@ -54,12 +55,12 @@ An image that cannot be read is reported and left out; the exit status is then 1
 			}
 			defer p.Close()
 			if list {
-				m := p.Model()
-				for _, name := range p.Layers() {
-					if l, ok := m.Layer(name); ok {
-						fmt.Fprintf(stdout, "%-14s %-18s %s\n", name, l.Kind, shape(l.Shape))
-					} else {
-						fmt.Fprintf(stdout, "%-14s %-18s\n", name, "stage output")
+				for _, l := range p.Model().Layers {
+					fmt.Fprintf(stdout, "%-14s %-18s %s\n", l.Name, l.Kind, shape(l.Shape))
+				}
+				for _, l := range p.Model().Layers {
+					if l.Kind == vgg.MaxPool && l.Stage > 0 {
+						fmt.Fprintf(stdout, "%-14s %-18s %s\n", fmt.Sprintf("block%d", l.Stage), "= "+l.Name, shape(l.Shape))
 					}
 				}
 				return nil

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -222,6 +224,7 @@ func summarizeWeights(out io.Writer, f *archFlags, file, model string, args []st
 		return fmt.Errorf("summary: %w", err)
 	}
 	names := src.Names()
+	slices.SortFunc(names, stateOrder)
 	fmt.Fprintf(out, "%s: %d tensors\n", file, len(names))
 	if len(src.Metadata) > 0 {
 		fmt.Fprintln(out, "\nmetadata")
@@ -273,6 +276,26 @@ func summarizeWeights(out io.Writer, f *archFlags, file, model string, args []st
 	}
 	fmt.Fprintf(out, "fits %s: all %d tensors, names, shapes and dtypes checked\n", desc, len(m.StateNames()))
 	return nil
+}
+
+// stateOrder orders state-dict names as PyTorch lists them: numeric parts
+// by value (features.4 before features.11), the rest alphabetically.
+func stateOrder(a, b string) int {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range min(len(pa), len(pb)) {
+		x, errX := strconv.Atoi(pa[i])
+		y, errY := strconv.Atoi(pb[i])
+		if errX == nil && errY == nil {
+			if c := cmp.Compare(x, y); c != 0 {
+				return c
+			}
+			continue
+		}
+		if c := strings.Compare(pa[i], pb[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(pa), len(pb))
 }
 
 // isBuffer reports whether a state-dict name is a batch-norm buffer rather

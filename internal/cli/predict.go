@@ -101,9 +101,13 @@ func (s *modelSource) predictor(cmd *cobra.Command) (*predict.Predictor, string,
 	return p, desc, err
 }
 
-// checkpointClasses names a checkpoint's classes: CIFAR-10's, CIFAR-100's
-// read from the run's data, or nil ("class N") when they cannot be found.
+// checkpointClasses names a checkpoint's classes: the names the run saved
+// in its configuration, else CIFAR-10's, else CIFAR-100's read from the run's
+// data, or nil ("class N") when they cannot be found.
 func checkpointClasses(cfg train.Config, n int) []string {
+	if len(cfg.ClassNames) == n {
+		return cfg.ClassNames
+	}
 	if (cfg.Dataset == "" || cfg.Dataset == "cifar10") && n == 10 {
 		return cifar10Classes()
 	}

@@ -67,6 +67,9 @@ ratios gozoo/PyTorch of median img/s and of peak RSS.
 The defaults are vgg11_bn and vgg16_bn at batch 64, both modes. The same
 code runs under "go test ./bench -bench ."`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkDevice(cmd); err != nil {
+				return err
+			}
 			if f.worker != "" {
 				return benchWorker(cmd.Context(), stdout, f.worker)
 			}
@@ -74,6 +77,7 @@ code runs under "go test ./bench -bench ."`,
 		},
 	}
 	fl := cmd.Flags()
+	addDeviceFlag(fl)
 	fl.StringVar(&f.mode, "mode", "both", "what to time: train, infer or both")
 	fl.IntSliceVar(&f.batches, "batch", []int{64}, "batch sizes, comma-separated")
 	fl.IntVar(&f.iters, "iters", 10, "timed iterations per measurement")

@@ -63,6 +63,9 @@ Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkDevice(cmd); err != nil {
+				return err
+			}
 			var cfg train.Config
 			var loaded *train.Loaded
 			if resume != "" {
@@ -183,6 +186,7 @@ Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
 		},
 	}
 	f := cmd.Flags()
+	addDeviceFlag(f)
 	f.BoolVar(&bn, "bn", false, "with batch normalisation (vgg16 --bn is vgg16_bn)")
 	f.StringVar(&fl.data, "data", "", `CIFAR folder or tarball, "sample" for the embedded sample (default: the cache, $ZOO_DATA)`)
 	f.BoolVar(&fl.download, "download", false, "download the official data set into the cache when it is missing")

@@ -63,6 +63,9 @@ func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 		newEvalCmd(stdout),
 		newDataCmd(stdout),
 		newBenchCmd(stdout, stderr),
+		newPredictCmd(stdout, stderr),
+		newFeaturesCmd(stdout, stderr),
+		newServeCmd(stdout, stderr),
 	)
 	return root
 }

@@ -59,6 +59,17 @@ func TestTrainResumeBitIdentical(t *testing.T) {
 	if !strings.Contains(out, "epoch 2/2") || !strings.Contains(out, "test loss") {
 		t.Errorf("zoo train output lacks the epoch lines:\n%s", out)
 	}
+	// Beside the checkpoints: the metrics log with the resource monitor's
+	// columns, the curves and the TensorBoard events.
+	csv, err := os.ReadFile(filepath.Join(full, "metrics.csv"))
+	if err != nil || !strings.Contains(string(csv), "cpu_percent") || strings.Count(string(csv), "\n") != 3 {
+		t.Errorf("metrics.csv: %v\n%s", err, csv)
+	}
+	for _, p := range []string{"curves.png", "metrics.jsonl", "tensorboard", "best", "latest"} {
+		if _, err := os.Stat(filepath.Join(full, p)); err != nil {
+			t.Errorf("the run folder lacks %s: %v", p, err)
+		}
+	}
 
 	// The same run, interrupted after 2 of the 3 batches of epoch 1.
 	part := filepath.Join(t.TempDir(), "part")
@@ -115,6 +126,18 @@ func (c cancelAfter) AfterStep(t *train.Trainer, s train.StepInfo) error {
 		c.cancel()
 	}
 	return nil
+}
+
+func TestTrainNoTensorBoard(t *testing.T) {
+	data := writeCIFAR(t, 20, 10)
+	out := filepath.Join(t.TempDir(), "run")
+	args := append(tinyTrainArgs(data, out), "--no-tensorboard", "--epochs", "1")
+	if o, e, code := run(t, args...); code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, o, e)
+	}
+	if _, err := os.Stat(filepath.Join(out, "tensorboard")); err == nil {
+		t.Error("--no-tensorboard still wrote tensorboard/")
+	}
 }
 
 func TestTrainBadInput(t *testing.T) {

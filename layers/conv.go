@@ -17,7 +17,9 @@ import (
 // (N, O, H', W') with H' = (H + 2·padding − kH)/stride + 1 (same for W).
 //
 // Each batch item is unrolled by im2col and multiplied by w in one GEMM
-// straight into the NCHW output; batch items are spread over the CPUs.
+// straight into the NCHW output, batch items spread over the CPUs; on
+// small feature maps (under 256 output pixels) one GEMM spans several
+// images instead, and itself runs on every CPU.
 func Conv2d(x, w, b *G.Node, stride, padding int) (*G.Node, error) {
 	g, err := convGeometry(x, w, b, stride, padding)
 	if err != nil {
@@ -194,9 +196,9 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 	}
 	y := output(prealloc, ts[0].Dtype(), op.g.yShape())
 	if y.Dtype() == tensor.Float32 {
-		convForward(op.g, data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts))
+		convForward(op.g, op.g.group(), data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts))
 	} else {
-		convForward(op.g, data[float64](y), data[float64](ts[0]), data[float64](ts[1]), convBias[float64](ts))
+		convForward(op.g, op.g.group(), data[float64](y), data[float64](ts[0]), data[float64](ts[1]), convBias[float64](ts))
 	}
 	return y, nil
 }
@@ -228,9 +230,23 @@ func (op convOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	return G.Nodes{dx, dw, db}, nil
 }
 
-// convForward computes y = conv(x, w) + b (b may be nil).
+// convMinCols is the number of GEMM columns below which a convolution
+// multiplies several images at once: the GEMM of one image with a small
+// feature map (4×4 has 16 columns, 2×2 only 4) is too narrow for the
+// kernels' 16- and 32-lane tiles and repacks the weights for every image.
+const convMinCols = 256
+
+// group is the number of images one GEMM of the convolution spans.
+func (g convGeom) group() int { return max(1, min(g.n, convMinCols/g.ohw())) }
+
+// convForward computes y = conv(x, w) + b (b may be nil), nb images per
+// GEMM (see convGeom.group).
 // x is (N, C, H, W), w is (O, C·kH·kW), b is (O), y is (N, O, H'·W').
-func convForward[T float](g convGeom, y, x, w, b []T) {
+func convForward[T float](g convGeom, nb int, y, x, w, b []T) {
+	if nb > 1 {
+		convForwardGrouped(g, nb, y, x, w, b)
+		return
+	}
 	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
 	splitWork(g.n, func(_, lo, hi int) {
 		var cols []T
@@ -242,7 +258,7 @@ func convForward[T float](g convGeom, y, x, w, b []T) {
 			yi := y[i*g.o*ohw : (i+1)*g.o*ohw]
 			src := xi
 			if cols != nil {
-				convIm2col(g, cols, xi)
+				convIm2col(g, cols, ohw, xi)
 				src = cols
 			}
 			gemm(false, false, g.o, ohw, ckk, 1, w, ckk, src, ohw, 0, yi, ohw)
@@ -259,6 +275,51 @@ func convForward[T float](g convGeom, y, x, w, b []T) {
 	})
 }
 
+// convForwardGrouped is convForward with nb > 1 images per GEMM: the
+// images' im2col matrices sit side by side in one (C·kH·kW, nb·H'·W')
+// matrix, the GEMM (spread over the CPUs by gemm) writes (O, nb·H'·W'),
+// and each image's (O, H'·W') block is then copied out with the bias.
+func convForwardGrouped[T float](g convGeom, nb int, y, x, w, b []T) {
+	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
+	cols, tmp := make([]T, ckk*nb*ohw), make([]T, g.o*nb*ohw)
+	for i0 := 0; i0 < g.n; i0 += nb {
+		cnt := min(nb, g.n-i0)
+		ld := cnt * ohw
+		splitWork(cnt, func(_, lo, hi int) {
+			for j := lo; j < hi; j++ {
+				convIm2col(g, cols[j*ohw:], ld, x[(i0+j)*chw:(i0+j+1)*chw])
+			}
+		})
+		gemm(false, false, g.o, ld, ckk, 1, w, ckk, cols, ld, 0, tmp, ld)
+		for j := range cnt {
+			yi := y[(i0+j)*g.o*ohw : (i0+j+1)*g.o*ohw]
+			for o := range g.o {
+				row, src := yi[o*ohw:(o+1)*ohw], tmp[o*ld+j*ohw:][:ohw]
+				if b == nil {
+					copy(row, src)
+					continue
+				}
+				for k, v := range src {
+					row[k] = v + b[o]
+				}
+			}
+		}
+	}
+}
+
+// convGather copies the (O, H'·W') blocks of images [i0, i0+cnt) of dy
+// (N, O, H'·W') side by side into dst (O, cnt·H'·W').
+func convGather[T float](g convGeom, dst, dy []T, i0, cnt int) {
+	ohw := g.ohw()
+	ld := cnt * ohw
+	for j := range cnt {
+		dyi := dy[(i0+j)*g.o*ohw : (i0+j+1)*g.o*ohw]
+		for o := range g.o {
+			copy(dst[o*ld+j*ohw:][:ohw], dyi[o*ohw:(o+1)*ohw])
+		}
+	}
+}
+
 // convValid returns the range [lo, hi) of output positions o, among out,
 // whose input position o·s − p + k lies inside [0, in).
 func convValid(k, s, p, in, out int) (lo, hi int) {
@@ -272,10 +333,10 @@ func convValid(k, s, p, in, out int) (lo, hi int) {
 	return min(lo, hi), hi
 }
 
-// convIm2col unrolls one image x (C, H, W) into cols (C·kH·kW, H'·W'):
-// row (c, i, j), column (oy, ox) holds x[c, oy·s − p + i, ox·s − p + j], or 0
-// in the padding.
-func convIm2col[T float](g convGeom, cols, x []T) {
+// convIm2col unrolls one image x (C, H, W) into cols (C·kH·kW, H'·W'),
+// stored with row stride ld ≥ H'·W': row (c, i, j), column (oy, ox) holds
+// x[c, oy·s − p + i, ox·s − p + j], or 0 in the padding.
+func convIm2col[T float](g convGeom, cols []T, ld int, x []T) {
 	ohw, hw := g.ohw(), g.h*g.w
 	for c := range g.c {
 		xc := x[c*hw : (c+1)*hw]
@@ -283,7 +344,7 @@ func convIm2col[T float](g convGeom, cols, x []T) {
 			yLo, yHi := convValid(i, g.stride, g.pad, g.h, g.oh)
 			for j := range g.kw {
 				xLo, xHi := convValid(j, g.stride, g.pad, g.w, g.ow)
-				row := cols[((c*g.kh+i)*g.kw+j)*ohw:][:ohw]
+				row := cols[((c*g.kh+i)*g.kw+j)*ld:][:ohw]
 				clear(row[:yLo*g.ow])
 				clear(row[yHi*g.ow:])
 				for oy := yLo; oy < yHi; oy++ {
@@ -307,9 +368,9 @@ func convIm2col[T float](g convGeom, cols, x []T) {
 }
 
 // convCol2im is the adjoint of convIm2col: it overwrites one image's
-// gradient dx (C, H, W) with the sum of cols (C·kH·kW, H'·W') over every
-// place each input element was copied to.
-func convCol2im[T float](g convGeom, dx, cols []T) {
+// gradient dx (C, H, W) with the sum of cols (C·kH·kW, H'·W'), stored with
+// row stride ld, over every place each input element was copied to.
+func convCol2im[T float](g convGeom, dx, cols []T, ld int) {
 	clear(dx)
 	ohw, hw := g.ohw(), g.h*g.w
 	for c := range g.c {
@@ -318,7 +379,7 @@ func convCol2im[T float](g convGeom, dx, cols []T) {
 			yLo, yHi := convValid(i, g.stride, g.pad, g.h, g.oh)
 			for j := range g.kw {
 				xLo, xHi := convValid(j, g.stride, g.pad, g.w, g.ow)
-				row := cols[((c*g.kh+i)*g.kw+j)*ohw:][:ohw]
+				row := cols[((c*g.kh+i)*g.kw+j)*ld:][:ohw]
 				for oy := yLo; oy < yHi; oy++ {
 					src := row[oy*g.ow : (oy+1)*g.ow]
 					dst := dxc[(oy*g.stride-g.pad+i)*g.w:][:g.w]
@@ -385,17 +446,32 @@ func (op convGradInputOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Valu
 	}
 	dx := output(prealloc, ts[0].Dtype(), op.g.xShape())
 	if dx.Dtype() == tensor.Float32 {
-		convGradInput(op.g, data[float32](dx), data[float32](ts[0]), data[float32](ts[1]))
+		convGradInput(op.g, op.g.group(), data[float32](dx), data[float32](ts[0]), data[float32](ts[1]))
 	} else {
-		convGradInput(op.g, data[float64](dx), data[float64](ts[0]), data[float64](ts[1]))
+		convGradInput(op.g, op.g.group(), data[float64](dx), data[float64](ts[0]), data[float64](ts[1]))
 	}
 	return dx, nil
 }
 
-// convGradInput overwrites dx (N, C, H, W) with col2im(wᵀ·dy) per batch item;
-// w is (O, C·kH·kW), dy is (N, O, H'·W').
-func convGradInput[T float](g convGeom, dx, w, dy []T) {
+// convGradInput overwrites dx (N, C, H, W) with col2im(wᵀ·dy), nb images
+// per GEMM (see convGeom.group); w is (O, C·kH·kW), dy is (N, O, H'·W').
+func convGradInput[T float](g convGeom, nb int, dx, w, dy []T) {
 	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
+	if nb > 1 {
+		dyg, cols := make([]T, g.o*nb*ohw), make([]T, ckk*nb*ohw)
+		for i0 := 0; i0 < g.n; i0 += nb {
+			cnt := min(nb, g.n-i0)
+			ld := cnt * ohw
+			convGather(g, dyg, dy, i0, cnt)
+			gemm(true, false, ckk, ld, g.o, 1, w, ckk, dyg, ld, 0, cols, ld)
+			splitWork(cnt, func(_, lo, hi int) {
+				for j := lo; j < hi; j++ {
+					convCol2im(g, dx[(i0+j)*chw:(i0+j+1)*chw], cols[j*ohw:], ld)
+				}
+			})
+		}
+		return
+	}
 	splitWork(g.n, func(_, lo, hi int) {
 		var cols []T
 		if !g.pointwise() {
@@ -409,7 +485,7 @@ func convGradInput[T float](g convGeom, dx, w, dy []T) {
 				continue
 			}
 			gemm(true, false, ckk, ohw, g.o, 1, w, ckk, dyi, ohw, 0, cols, ohw)
-			convCol2im(g, dxi, cols)
+			convCol2im(g, dxi, cols, ohw)
 		}
 	})
 }
@@ -446,18 +522,38 @@ func (op convGradWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 	}
 	dw := output(prealloc, ts[0].Dtype(), op.g.wShape())
 	if dw.Dtype() == tensor.Float32 {
-		convGradWeight(op.g, data[float32](dw), data[float32](ts[0]), data[float32](ts[1]))
+		convGradWeight(op.g, op.g.group(), data[float32](dw), data[float32](ts[0]), data[float32](ts[1]))
 	} else {
-		convGradWeight(op.g, data[float64](dw), data[float64](ts[0]), data[float64](ts[1]))
+		convGradWeight(op.g, op.g.group(), data[float64](dw), data[float64](ts[0]), data[float64](ts[1]))
 	}
 	return dw, nil
 }
 
-// convGradWeight overwrites dw (O, C·kH·kW) with Σₙ dyₙ·im2col(xₙ)ᵀ;
-// x is (N, C, H, W), dy is (N, O, H'·W'). Each worker sums its share of the
-// batch into its own buffer (the first worker straight into dw).
-func convGradWeight[T float](g convGeom, dw, x, dy []T) {
+// convGradWeight overwrites dw (O, C·kH·kW) with Σₙ dyₙ·im2col(xₙ)ᵀ, nb
+// images per GEMM (see convGeom.group); x is (N, C, H, W), dy is
+// (N, O, H'·W'). With nb = 1 each worker sums its share of the batch into
+// its own buffer (the first worker straight into dw).
+func convGradWeight[T float](g convGeom, nb int, dw, x, dy []T) {
 	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
+	if nb > 1 {
+		dyg, cols := make([]T, g.o*nb*ohw), make([]T, ckk*nb*ohw)
+		for i0 := 0; i0 < g.n; i0 += nb {
+			cnt := min(nb, g.n-i0)
+			ld := cnt * ohw
+			splitWork(cnt, func(_, lo, hi int) {
+				for j := lo; j < hi; j++ {
+					convIm2col(g, cols[j*ohw:], ld, x[(i0+j)*chw:(i0+j+1)*chw])
+				}
+			})
+			convGather(g, dyg, dy, i0, cnt)
+			beta := T(1)
+			if i0 == 0 {
+				beta = 0
+			}
+			gemm(false, true, g.o, ckk, ld, 1, dyg, ld, cols, ld, beta, dw, ckk)
+		}
+		return
+	}
 	partial := make([][]T, splitWorkers(g.n))
 	splitWork(g.n, func(k, lo, hi int) {
 		acc := dw
@@ -472,7 +568,7 @@ func convGradWeight[T float](g convGeom, dw, x, dy []T) {
 		for i := lo; i < hi; i++ {
 			src := x[i*chw : (i+1)*chw]
 			if cols != nil {
-				convIm2col(g, cols, src)
+				convIm2col(g, cols, ohw, src)
 				src = cols
 			}
 			beta := T(1)

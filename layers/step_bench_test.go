@@ -12,6 +12,7 @@ import (
 // gradient; no optimizer update) of VGG models with batch norm on CIFAR-size
 // float32 input, batch 64, and reports images per second. It is slow (a
 // second or more per step with gonum's GEMM): run it with -benchtime Nx.
+// It also reports the process's CPU time per step (both cores together).
 func BenchmarkTrainStep(b *testing.B) {
 	const batch = 64
 	for _, name := range []string{"vgg11_bn", "vgg16_bn"} {
@@ -37,12 +38,17 @@ func BenchmarkTrainStep(b *testing.B) {
 			if err := g.Run(images, labels); err != nil { // warm-up: builds the machine
 				b.Fatal(err)
 			}
+			cpu0 := processCPU()
 			for b.Loop() {
 				if err := g.Run(images, labels); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(batch*float64(b.N)/b.Elapsed().Seconds(), "img/s")
+			// CPU time per step: less sensitive than img/s to other
+			// processes on a shared machine (it still grows with cache
+			// contention).
+			b.ReportMetric((processCPU()-cpu0)*1000/float64(b.N), "cpu-ms/op")
 		})
 	}
 }

@@ -35,9 +35,10 @@ func newConvertCmd(stdout io.Writer) *cobra.Command {
 		checkpoint, weights, model string
 		out                        string
 		best                       bool
+		only, freeze               []string
 	)
 	cmd := &cobra.Command{
-		Use:   "convert (--checkpoint DIR [--best] -o FILE | --weights FILE --model NAME [--bn] [--head cifar|imagenet] [--classes N] [--width F] -o DIR)",
+		Use:   "convert (--checkpoint DIR [--best] -o FILE | --weights FILE --model NAME [--bn] [--head cifar|imagenet] [--classes N] [--width F] [--only PREFIX] [--freeze PREFIX] -o DIR)",
 		Short: "Convert between a zoo train checkpoint and a plain safetensors state dict (torchvision's names)",
 		Long: `Convert between gozoo checkpoints and PyTorch-style weights files.
 
@@ -54,7 +55,12 @@ accept: the weights (checked all or nothing: every missing, unexpected or
 mismatched tensor is reported), the default recipe of zoo train for the
 model, a fresh optimizer and zero progress. The normalization is the file's
 gozoo.mean and gozoo.std when present, otherwise CIFAR-10's with the cifar
-head and ImageNet's with the imagenet head.`,
+head and ImageNet's with the imagenet head.
+
+For transfer learning, --only features. loads just the convolutional
+features (the head keeps fresh weights, so --classes may differ from the
+file's) and --freeze features. records in the run's configuration that zoo
+train --resume DIR trains only the rest.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			set := cmd.Flags().Changed
@@ -64,7 +70,7 @@ head and ImageNet's with the imagenet head.`,
 			case (checkpoint == "") == (weights == ""):
 				return usageError{fmt.Errorf("convert: pass either --checkpoint DIR (to write a weights file) or --weights FILE (to write a checkpoint)")}
 			case checkpoint != "":
-				for _, name := range []string{"model", "bn", "head", "classes", "input", "width", "pool"} {
+				for _, name := range []string{"model", "bn", "head", "classes", "input", "width", "pool", "only", "freeze"} {
 					if set(name) {
 						return usageError{fmt.Errorf("convert: --checkpoint holds the model and its architecture: give it without --%s", name)}
 					}
@@ -79,7 +85,7 @@ head and ImageNet's with the imagenet head.`,
 			case f.head == string(vgg.HeadNone):
 				return usageError{fmt.Errorf("convert: a checkpoint needs a classifier: --head cifar or imagenet")}
 			}
-			return weightsToCheckpoint(stdout, &f, model, weights, out)
+			return weightsToCheckpoint(stdout, &f, model, weights, out, only, freeze)
 		},
 	}
 	f.register(cmd)
@@ -89,6 +95,8 @@ head and ImageNet's with the imagenet head.`,
 	fl.BoolVar(&best, "best", false, "with --checkpoint: the run's best checkpoint instead of its latest")
 	fl.StringVar(&weights, "weights", "", "safetensors state dict with torchvision's names (F32, F16, BF16 or F64)")
 	fl.StringVar(&model, "model", "", "model name, vgg11 … vgg19_bn")
+	fl.StringSliceVar(&only, "only", nil, "with --weights: load only the tensors with these name prefixes (features. keeps a fresh head, for transfer learning)")
+	fl.StringSliceVar(&freeze, "freeze", nil, "with --weights: parameters (names or prefixes such as features.) that zoo train --resume does not train")
 	return cmd
 }
 
@@ -115,7 +123,7 @@ func checkpointToWeights(stdout io.Writer, checkpoint string, best bool, out str
 
 // weightsToCheckpoint makes a run folder holding one checkpoint of the
 // weights in file, for the model the flags describe.
-func weightsToCheckpoint(stdout io.Writer, f *archFlags, model, file, out string) error {
+func weightsToCheckpoint(stdout io.Writer, f *archFlags, model, file, out string, only, freeze []string) error {
 	if _, err := os.Stat(filepath.Join(out, "latest")); err == nil {
 		return fmt.Errorf("convert: %s already holds a run: choose a new folder", out)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -130,7 +138,7 @@ func weightsToCheckpoint(stdout io.Writer, f *archFlags, model, file, out string
 		return fmt.Errorf("convert: %w", err)
 	}
 	cfg := train.DefaultConfig(name, strings.HasSuffix(name, "_bn"))
-	cfg.Width, cfg.NumClasses, cfg.Head, cfg.SaveDir = opts.WidthMult, opts.Classes, string(opts.Head), out
+	cfg.Width, cfg.NumClasses, cfg.Head, cfg.SaveDir, cfg.Freeze = opts.WidthMult, opts.Classes, string(opts.Head), out, freeze
 	if cfg.NumClasses == 0 {
 		cfg.NumClasses = 10
 	}
@@ -147,7 +155,19 @@ func weightsToCheckpoint(stdout io.Writer, f *archFlags, model, file, out string
 	if err != nil {
 		return err
 	}
-	if err := m.LoadState(src.Tensors, vgg.LoadOptions{}); err != nil {
+	loaded := len(m.StateNames())
+	if len(only) > 0 {
+		loaded = 0
+		for _, name := range m.StateNames() {
+			if slices.ContainsFunc(only, func(p string) bool { return strings.HasPrefix(name, p) }) {
+				loaded++
+			}
+		}
+		if loaded == 0 {
+			return usageError{fmt.Errorf("convert: --only %s matches no tensor of %s (its tensors are named features.N… and classifier.N…)", strings.Join(only, ","), m.Name)}
+		}
+	}
+	if err := m.LoadState(src.Tensors, vgg.LoadOptions{Prefixes: only}); err != nil {
 		return fmt.Errorf("%w (file %s)", err, file)
 	}
 	net, err := m.NewNet(netOptions(cfg))
@@ -169,8 +189,15 @@ func weightsToCheckpoint(stdout io.Writer, f *archFlags, model, file, out string
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s: %s (%s head, %d classes, width %g), %d tensors from %s, %d parameters\n",
-		dir, m.Name, cfg.Head, cfg.NumClasses, cfg.Width, len(m.StateNames()), file, m.Arch.Params())
+	from := fmt.Sprintf("%d tensors from %s", loaded, file)
+	if loaded < len(m.StateNames()) {
+		from = fmt.Sprintf("%d of its %d tensors from %s (the others fresh, seed %d)", loaded, len(m.StateNames()), file, cfg.Seed)
+	}
+	fmt.Fprintf(stdout, "wrote %s: %s (%s head, %d classes, width %g), %s, %d parameters\n",
+		dir, m.Name, cfg.Head, cfg.NumClasses, cfg.Width, from, m.Arch.Params())
+	if len(freeze) > 0 {
+		fmt.Fprintf(stdout, "frozen for training: %s\n", strings.Join(freeze, ", "))
+	}
 	fmt.Fprintf(stdout, "normalization: mean %v, std %v; recipe: zoo train's defaults (%s lr %g, %d epochs of %s)\n",
 		cfg.Mean, cfg.Std, cfg.Optimizer, cfg.LearningRate, cfg.Epochs, cfg.Schedule)
 	fmt.Fprintf(stdout, "use it with: zoo eval --checkpoint %s, zoo export --format onnx --checkpoint %s -o model.onnx\n", out, out)

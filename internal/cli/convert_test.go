@@ -131,6 +131,10 @@ func TestConvertErrors(t *testing.T) {
 			[]string{"classifier.6.weight: shape [10 64] in the file, [1000 64]"}},
 		{"missing file", []string{"--weights", filepath.Join(dir, "nope.safetensors"), "--model", "vgg11", "-o", out}, 1, []string{"nope.safetensors"}},
 		{"existing run", []string{"--weights", weights, "--model", "vgg11_bn", "--head", "imagenet", "--classes", "10", "--width", "0.015625", "-o", existing}, 1, []string{"already holds a run"}},
+		{"only and checkpoint", []string{"--checkpoint", existing, "--only", "features.", "-o", out}, 2, []string{"give it without --only"}},
+		{"only matches nothing", []string{"--weights", weights, "--model", "vgg11_bn", "--only", "backbone.", "-o", out}, 2, []string{"--only backbone. matches no tensor of vgg11_bn"}},
+		{"freeze matches nothing", []string{"--weights", weights, "--model", "vgg11_bn", "--head", "imagenet", "--classes", "10", "--width", "0.015625", "--freeze", "backbone.", "-o", out}, 1,
+			[]string{`freeze "backbone." matches no parameter`}},
 		{"not a checkpoint", []string{"--checkpoint", dir, "-o", filepath.Join(dir, "w.safetensors")}, 1, []string{"no checkpoint in"}},
 	}
 	for _, tt := range tests {
@@ -178,6 +182,36 @@ func TestSummaryWeights(t *testing.T) {
 			if !strings.Contains(out+errOut, w) {
 				t.Errorf("%s: output lacks %q:\n%s%s", tt.name, w, out, errOut)
 			}
+		}
+	}
+}
+
+// TestConvertTransfer: --only features. loads the features into a model
+// with a new head, and --freeze records what zoo train --resume keeps fixed.
+func TestConvertTransfer(t *testing.T) {
+	weights := filepath.Join(torchvisionDir, "vgg11_bn.safetensors")
+	runDir := filepath.Join(t.TempDir(), "run")
+	out, errOut, code := run(t, "convert", "--weights", weights, "--model", "vgg11_bn", "--head", "imagenet", "--classes", "7", "--width", "0.015625",
+		"--only", "features.", "--freeze", "features.", "-o", runDir)
+	if code != 0 || !strings.Contains(out, "56 of its 62 tensors") || !strings.Contains(out, "frozen for training: features.") {
+		t.Fatalf("exit %d, stderr %q, stdout %q", code, errOut, out)
+	}
+	m, cfg, _, err := loadCheckpointModel(runDir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Freeze, []string{"features."}) || cfg.NumClasses != 7 {
+		t.Errorf("config freeze %v, classes %d; want [features.], 7", cfg.Freeze, cfg.NumClasses)
+	}
+	src, err := safetensors.ReadFile(weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd := m.StateDict()
+	for _, name := range m.StateNames() {
+		same := bytes.Equal(sd[name].Data, src.Tensors[name].Data)
+		if strings.HasPrefix(name, "features.") != same {
+			t.Errorf("%s: equal to the file's: %v", name, same)
 		}
 	}
 }

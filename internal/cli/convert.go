@@ -50,7 +50,7 @@ one) or one of its ckpt-* folders. The normalization the model was trained
 with is recorded in the file's metadata as gozoo.mean and gozoo.std.
 
 zoo convert --weights FILE --model NAME [architecture flags] -o DIR makes a
-run folder that zoo eval, zoo export, zoo predict and zoo train --resume
+run folder that zoo eval, zoo export and zoo train --resume
 accept: the weights (checked all or nothing: every missing, unexpected or
 mismatched tensor is reported), the default recipe of zoo train for the
 model, a fresh optimizer and zero progress. The normalization is the file's

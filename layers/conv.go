@@ -9,6 +9,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/gozoo/gozoo/internal/sgemm"
 )
 
 // Conv2d is a 2-D convolution as PyTorch's nn.Conv2d with dilation 1 and
@@ -240,57 +242,38 @@ const convMinCols = 256
 func (g convGeom) group() int { return max(1, min(g.n, convMinCols/g.ohw())) }
 
 // convForward computes y = conv(x, w) + b (b may be nil), nb images per
-// GEMM (see convGeom.group).
+// GEMM (see convGeom.group): with nb = 1 one image per GEMM, the images
+// spread over the CPUs; with nb > 1 the GEMM writes the images' (O, H'·W')
+// blocks side by side into a scratch (O, nb·H'·W') matrix, spread over the
+// CPUs by gemm itself, and the blocks are then copied out.
 // x is (N, C, H, W), w is (O, C·kH·kW), b is (O), y is (N, O, H'·W').
 func convForward[T float](g convGeom, nb int, y, x, w, b []T) {
-	if nb > 1 {
-		convForwardGrouped(g, nb, y, x, w, b)
-		return
-	}
-	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
-	splitWork(g.n, func(_, lo, hi int) {
-		var cols []T
-		if !g.pointwise() {
-			cols = make([]T, ckk*ohw)
-		}
-		for i := lo; i < hi; i++ {
-			xi := x[i*chw : (i+1)*chw]
-			yi := y[i*g.o*ohw : (i+1)*g.o*ohw]
-			src := xi
-			if cols != nil {
-				convIm2col(g, cols, ohw, xi)
-				src = cols
-			}
-			gemm(false, false, g.o, ohw, ckk, 1, w, ckk, src, ohw, 0, yi, ohw)
-			if b == nil {
-				continue
-			}
-			for o, bo := range b {
-				row := yi[o*ohw : (o+1)*ohw]
-				for j := range row {
-					row[j] += bo
+	ohw := g.ohw()
+	if nb == 1 {
+		splitWork(g.n, func(_, lo, hi int) {
+			var cols []T
+			for i := lo; i < hi; i++ {
+				yi := y[i*g.o*ohw : (i+1)*g.o*ohw]
+				cols = convMul(g, yi, x, w, cols, i, 1)
+				if b == nil {
+					continue
+				}
+				for o, bo := range b {
+					row := yi[o*ohw : (o+1)*ohw]
+					for j := range row {
+						row[j] += bo
+					}
 				}
 			}
-		}
-	})
-}
-
-// convForwardGrouped is convForward with nb > 1 images per GEMM: the
-// images' im2col matrices sit side by side in one (C·kH·kW, nb·H'·W')
-// matrix, the GEMM (spread over the CPUs by gemm) writes (O, nb·H'·W'),
-// and each image's (O, H'·W') block is then copied out with the bias.
-func convForwardGrouped[T float](g convGeom, nb int, y, x, w, b []T) {
-	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
-	cols, tmp := make([]T, ckk*nb*ohw), make([]T, g.o*nb*ohw)
+		})
+		return
+	}
+	tmp := make([]T, g.o*nb*ohw)
+	var cols []T
 	for i0 := 0; i0 < g.n; i0 += nb {
 		cnt := min(nb, g.n-i0)
 		ld := cnt * ohw
-		splitWork(cnt, func(_, lo, hi int) {
-			for j := lo; j < hi; j++ {
-				convIm2col(g, cols[j*ohw:], ld, x[(i0+j)*chw:(i0+j+1)*chw])
-			}
-		})
-		gemm(false, false, g.o, ld, ckk, 1, w, ckk, cols, ld, 0, tmp, ld)
+		cols = convMul(g, tmp[:g.o*ld], x, w, cols, i0, cnt)
 		for j := range cnt {
 			yi := y[(i0+j)*g.o*ohw : (i0+j+1)*g.o*ohw]
 			for o := range g.o {
@@ -305,6 +288,33 @@ func convForwardGrouped[T float](g convGeom, nb int, y, x, w, b []T) {
 			}
 		}
 	}
+}
+
+// convMul overwrites dst (O, cnt·H'·W') with w·cols, where cols is the
+// im2col matrices of images [i0, i0+cnt) of x side by side,
+// (C·kH·kW, cnt·H'·W'). float32 packs cols straight into the GEMM's panels
+// (convPacker) and never builds it; float64 builds it in the scratch
+// buffer cols, which convMul returns (grown as needed) for the next call.
+func convMul[T float](g convGeom, dst, x, w, cols []T, i0, cnt int) []T {
+	ckk, chw, ld := g.ckk(), g.c*g.h*g.w, cnt*g.ohw()
+	if xf, ok := any(x).([]float32); ok {
+		sgemm.SgemmPackB(false, g.o, ld, ckk, 1, any(w).([]float32), ckk, convPacker(g, xf, i0, cnt), 0, any(dst).([]float32), ld)
+		return cols
+	}
+	src := x[i0*chw : (i0+1)*chw]
+	if cnt > 1 || !g.pointwise() {
+		if cap(cols) < ckk*ld {
+			cols = make([]T, ckk*ld)
+		}
+		src = cols[:ckk*ld]
+		splitWork(cnt, func(_, lo, hi int) {
+			for j := lo; j < hi; j++ {
+				convIm2col(g, src[j*g.ohw():], ld, x[(i0+j)*chw:(i0+j+1)*chw])
+			}
+		})
+	}
+	gemm(false, false, g.o, ld, ckk, 1, w, ckk, src, ld, 0, dst, ld)
+	return cols
 }
 
 // convGather copies the (O, H'·W') blocks of images [i0, i0+cnt) of dy

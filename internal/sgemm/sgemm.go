@@ -58,7 +58,26 @@ const maxWorkers = 8
 // Sgemm spreads large products over up to GOMAXPROCS goroutines; callers
 // that already keep every CPU busy should call SgemmSerial.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc}
+	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil}
+	workers := min(runtime.GOMAXPROCS(0), maxWorkers)
+	if 2*m*n*k < parallelFlops {
+		workers = 1
+	}
+	p.run(kernels[0], workers)
+}
+
+// PackFunc writes rows [pc, pc+kc) and columns [jc, jc+nc) of a (k, n)
+// matrix B into dst as ⌈nc/nr⌉ panels of kc rows by nr columns: element
+// (p, j) of the block at dst[(j/nr)·kc·nr + p·nr + j%nr], the columns
+// beyond nc of the last panel set to 0. Sgemm may call it from several
+// goroutines at once, for disjoint column ranges.
+type PackFunc func(dst []float32, pc, kc, jc, nc, nr int)
+
+// SgemmPackB is Sgemm with B (k, n), not transposed, given by a function
+// that packs it: the caller can build B's blocks straight in the packed
+// layout (a convolution's im2col, say) instead of materialising B.
+func SgemmPackB(transA bool, m, n, k int, alpha float32, a []float32, lda int, pack PackFunc, beta float32, c []float32, ldc int) {
+	p := problem{transA: transA, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, ldb: max(1, n), beta: beta, c: c, ldc: ldc, pack: pack}
 	workers := min(runtime.GOMAXPROCS(0), maxWorkers)
 	if 2*m*n*k < parallelFlops {
 		workers = 1
@@ -68,7 +87,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 
 // SgemmSerial is Sgemm on the calling goroutine only.
 func SgemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc}
+	p := problem{transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil}
 	p.run(kernels[0], 1)
 }
 
@@ -124,6 +143,7 @@ type problem struct {
 	beta           float32
 	c              []float32
 	ldc            int
+	pack           PackFunc // packs B instead of b, when set
 }
 
 // check panics, as gonum does, on arguments that cannot describe the
@@ -153,7 +173,7 @@ func (p *problem) check() {
 	switch {
 	case len(p.a) < p.lda*(aRows-1)+aCols:
 		panic(fmt.Sprintf("sgemm: len(a)=%d is too short for a %d×%d matrix with stride %d", len(p.a), aRows, aCols, p.lda))
-	case len(p.b) < p.ldb*(bRows-1)+bCols:
+	case p.pack == nil && len(p.b) < p.ldb*(bRows-1)+bCols:
 		panic(fmt.Sprintf("sgemm: len(b)=%d is too short for a %d×%d matrix with stride %d", len(p.b), bRows, bCols, p.ldb))
 	case len(p.c) < p.ldc*(p.m-1)+p.n:
 		panic(fmt.Sprintf("sgemm: len(c)=%d is too short for a %d×%d matrix with stride %d", len(p.c), p.m, p.n, p.ldc))
@@ -290,6 +310,10 @@ func (p *problem) compute(kern kernel, m0, m1, n0, n1 int) {
 // packB copies op(B)[pc:pc+kc, jc:jc+nc] into dst as nr-column panels,
 // each kc rows of nr floats, the last one padded with zeros.
 func (p *problem) packB(dst []float32, pc, kc, jc, nc, nr int) {
+	if p.pack != nil {
+		p.pack(dst[:roundUp(nc, nr)*kc], pc, kc, jc, nc, nr)
+		return
+	}
 	if !p.transB {
 		for q := range kc {
 			src := p.b[(pc+q)*p.ldb+jc:][:nc]

@@ -95,7 +95,7 @@ func (tc gemmCase) check(t *testing.T, ks kernelSet, workers int, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 3))
 	a, lda, b, ldb, c, ldc := tc.operands(r)
 	want, scale := tc.reference(a, lda, b, ldb, c, ldc)
-	p := problem{tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc}
+	p := problem{tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc, nil}
 	p.run(ks, workers)
 	bad := 0
 	for i := range tc.m {
@@ -232,6 +232,35 @@ func TestKernelPick(t *testing.T) {
 	for _, tt := range tests {
 		if got := s.pick(tt.n).nr; got != tt.wantNR {
 			t.Errorf("pick(%d).nr = %d, want %d", tt.n, got, tt.wantNR)
+		}
+	}
+}
+
+// TestSgemmPackB checks SgemmPackB, with a packer that reads a stored B,
+// against Sgemm.
+func TestSgemmPackB(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 40 {
+		tc := gemmCase{transA: i%2 == 1, m: 1 + r.IntN(40), n: 1 + r.IntN(700), k: 1 + r.IntN(600), alpha: 0.5, beta: float32(i % 3), pad: r.IntN(3)}
+		a, lda, b, ldb, c, ldc := tc.operands(r)
+		want := append([]float32(nil), c...)
+		Sgemm(tc.transA, false, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, want, ldc)
+		pack := func(dst []float32, pc, kc, jc, nc, nr int) {
+			for j := range roundUp(nc, nr) {
+				for p := range kc {
+					v := float32(0)
+					if j < nc {
+						v = b[(pc+p)*ldb+jc+j]
+					}
+					dst[(j/nr)*kc*nr+p*nr+j%nr] = v
+				}
+			}
+		}
+		SgemmPackB(tc.transA, tc.m, tc.n, tc.k, tc.alpha, a, lda, pack, tc.beta, c, ldc)
+		for j, w := range want {
+			if c[j] != w && !(math.IsNaN(float64(c[j])) && math.IsNaN(float64(w))) {
+				t.Fatalf("%v: C[%d] = %g, want %g", tc, j, c[j], w)
+			}
 		}
 	}
 }

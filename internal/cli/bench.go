@@ -59,10 +59,11 @@ use and GOMAXPROCS.
 
 Each model, mode and batch size runs in a fresh process of this binary, so
 peak RSS belongs to that one measurement; --rounds N repeats it N times and
-pools the timed iterations (the median resists a noisy machine). --vs-torch
-alternates each process with the same measurement in PyTorch (bench/torch_bench.py, embedded in the
-binary, run by --python with --threads intra-op threads) and prints the
-ratios gozoo/PyTorch of median img/s and of peak RSS.
+pools the timed iterations (the median resists a noisy machine).
+--vs-torch alternates each process with the same measurement in PyTorch
+(bench/torch_bench.py, embedded in the binary, run by --python with
+--threads intra-op threads) and prints the ratios gozoo/PyTorch of median
+img/s and of peak RSS.
 
 The defaults are vgg11_bn and vgg16_bn at batch 64, both modes. The same
 code runs under "go test ./bench -bench ."`,

@@ -544,6 +544,10 @@ func (op convGradWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 // (N, O, H'·W'). With nb = 1 each worker sums its share of the batch into
 // its own buffer (the first worker straight into dw).
 func convGradWeight[T float](g convGeom, nb int, dw, x, dy []T) {
+	if xf, ok := any(x).([]float32); ok {
+		convGradWeightPacked(g, nb, any(dw).([]float32), xf, any(dy).([]float32))
+		return
+	}
 	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
 	if nb > 1 {
 		dyg, cols := make([]T, g.o*nb*ohw), make([]T, ckk*nb*ohw)
@@ -586,6 +590,46 @@ func convGradWeight[T float](g convGeom, nb int, dw, x, dy []T) {
 				beta = 0
 			}
 			gemm(false, true, g.o, ckk, ohw, 1, dy[i*g.o*ohw:(i+1)*g.o*ohw], ohw, src, ohw, beta, acc, ckk)
+		}
+	})
+	for _, p := range partial[1:] {
+		for j, v := range p {
+			dw[j] += v
+		}
+	}
+}
+
+// convGradWeightPacked is convGradWeight for float32, with im2col(x)ᵀ
+// packed straight into the GEMM's panels (convPackerT).
+func convGradWeightPacked(g convGeom, nb int, dw, x, dy []float32) {
+	ckk, ohw := g.ckk(), g.ohw()
+	if nb > 1 {
+		dyg := make([]float32, g.o*nb*ohw)
+		for i0 := 0; i0 < g.n; i0 += nb {
+			cnt := min(nb, g.n-i0)
+			ld := cnt * ohw
+			convGather(g, dyg, dy, i0, cnt)
+			beta := float32(1)
+			if i0 == 0 {
+				beta = 0
+			}
+			sgemm.SgemmPackB(false, g.o, ckk, ld, 1, dyg, ld, convPackerT(g, x, i0, cnt), beta, dw, ckk)
+		}
+		return
+	}
+	partial := make([][]float32, splitWorkers(g.n))
+	splitWork(g.n, func(k, lo, hi int) {
+		acc := dw
+		if k > 0 {
+			acc = make([]float32, len(dw))
+		}
+		partial[k] = acc
+		for i := lo; i < hi; i++ {
+			beta := float32(1)
+			if i == lo {
+				beta = 0
+			}
+			sgemm.SgemmPackB(false, g.o, ckk, ohw, 1, dy[i*g.o*ohw:(i+1)*g.o*ohw], ohw, convPackerT(g, x, i, 1), beta, acc, ckk)
 		}
 	})
 	for _, p := range partial[1:] {

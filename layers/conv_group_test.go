@@ -70,9 +70,9 @@ func TestConvGroup(t *testing.T) {
 	}
 }
 
-// TestConvPacked checks the float32 forward, whose im2col is packed
-// straight into the GEMM's panels (convPacker), against the float64
-// im2col path, per image and grouped, on shapes that span several GEMM
+// TestConvPacked checks the float32 forward and weight gradient, whose
+// im2col is packed straight into the GEMM's panels (convPacker,
+// convPackerT), against the float64 im2col path, per image and grouped, on shapes that span several GEMM
 // blocks (C·kH·kW > 256 rows, more than 512 columns) and strides 1 and 2.
 func TestConvPacked(t *testing.T) {
 	cases := append([]convCase{
@@ -96,6 +96,10 @@ func TestConvPacked(t *testing.T) {
 		}
 		want := make([]float64, g.n*g.o*g.ohw())
 		convForward(g, 1, want, x, w, b)
+		dy := randDense(4, g.n, g.o, g.oh, g.ow)
+		wantDW := make([]float64, len(w))
+		convGradWeight(g, 1, wantDW, x, data[float64](dy))
+		dy32 := data[float32](toFloat32(dy))
 		x32, w32, b32 := data[float32](toFloat32(in[0])), data[float32](toFloat32(in[1])), []float32(nil)
 		if c.bias {
 			b32 = data[float32](toFloat32(in[2]))
@@ -110,6 +114,16 @@ func TestConvPacked(t *testing.T) {
 				for i, v := range want {
 					if d := math.Abs(float64(got[i]) - v); !(d <= 1e-5*(1+math.Abs(v))) {
 						t.Fatalf("y[%d] = %g, want %g", i, got[i], v)
+					}
+				}
+				gotDW := make([]float32, len(wantDW))
+				for i := range gotDW {
+					gotDW[i] = float32(math.NaN()) // must be overwritten
+				}
+				convGradWeight(g, nb, gotDW, x32, dy32)
+				for i, v := range wantDW {
+					if d := math.Abs(float64(gotDW[i]) - v); !(d <= 1e-5*(1+math.Abs(v))) {
+						t.Fatalf("dw[%d] = %g, want %g", i, gotDW[i], v)
 					}
 				}
 			})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -182,6 +183,13 @@ Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
+			if resume == "" {
+				dir, err := freshRunDir(cfg.SaveDir, cfg.SaveDir == train.DefaultConfig(cfg.Model, cfg.BatchNorm).SaveDir)
+				if err != nil {
+					return err
+				}
+				cfg.SaveDir = dir
+			}
 			return runTraining(cmd.Context(), cfg, loaded, runOptions{quiet: quiet, tensorBoard: !noTensorBoard}, stdout, stderr)
 		},
 	}
@@ -216,6 +224,31 @@ Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
 	f.BoolVar(&quiet, "quiet", false, "no progress bar")
 	f.BoolVar(&noTensorBoard, "no-tensorboard", false, "no TensorBoard event files (by default in OUT/tensorboard)")
 	return cmd
+}
+
+// freshRunDir returns the folder a new run writes to. A run never writes
+// into another run's folder: when dir already holds one, the default folder
+// becomes dir-2, dir-3, …, and a folder the user chose is an error.
+func freshRunDir(dir string, isDefault bool) (string, error) {
+	holdsRun := func(d string) bool {
+		for _, f := range []string{"latest", "metrics.csv"} {
+			if _, err := os.Stat(filepath.Join(d, f)); err == nil {
+				return true
+			}
+		}
+		return false
+	}
+	if !holdsRun(dir) {
+		return dir, nil
+	}
+	if !isDefault {
+		return "", fmt.Errorf("train: %s already holds a run: continue it with --resume %s, or choose another --out", dir, dir)
+	}
+	for i := 2; ; i++ {
+		if d := fmt.Sprintf("%s-%d", dir, i); !holdsRun(d) {
+			return d, nil
+		}
+	}
 }
 
 // loaderData adapts a cifar10.Loader to train.Data.

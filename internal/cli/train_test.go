@@ -140,6 +140,24 @@ func TestTrainNoTensorBoard(t *testing.T) {
 	}
 }
 
+// TestTrainNeverOverwritesARun: a new run into a folder that holds one is
+// refused; into the default folder it goes to the next free name.
+func TestTrainNeverOverwritesARun(t *testing.T) {
+	data := writeCIFAR(t, 20, 10)
+	out := filepath.Join(t.TempDir(), "run")
+	args := append(tinyTrainArgs(data, out), "--epochs", "1", "--no-tensorboard")
+	if o, e, code := run(t, args...); code != 0 {
+		t.Fatalf("first run: exit %d\n%s\n%s", code, o, e)
+	}
+	if _, e, code := run(t, args...); code != 1 || !strings.Contains(e, "already holds a run") {
+		t.Errorf("second run into the same --out: exit %d, %q", code, e)
+	}
+	dir, err := freshRunDir(out, true)
+	if err != nil || dir != out+"-2" {
+		t.Errorf("freshRunDir(default that holds a run) = %q, %v; want %s-2", dir, err, out)
+	}
+}
+
 func TestTrainBadInput(t *testing.T) {
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "cfg.json")

@@ -541,14 +541,13 @@ func (op convGradWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 
 // convGradWeight overwrites dw (O, C·kH·kW) with Σₙ dyₙ·im2col(xₙ)ᵀ, nb
 // images per GEMM (see convGeom.group); x is (N, C, H, W), dy is
-// (N, O, H'·W'). With nb = 1 each worker sums its share of the batch into
-// its own buffer (the first worker straight into dw).
+// (N, O, H'·W'). It computes the transpose, dwᵀ = Σₙ im2col(xₙ)·dyₙᵀ, so
+// that the GEMM reads the large im2col matrix in place and packs only the
+// smaller dy, then transposes the (C·kH·kW, O) result into dw. With nb = 1
+// each worker sums its share of the batch into its own buffer.
 func convGradWeight[T float](g convGeom, nb int, dw, x, dy []T) {
-	if xf, ok := any(x).([]float32); ok {
-		convGradWeightPacked(g, nb, any(dw).([]float32), xf, any(dy).([]float32))
-		return
-	}
 	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
+	acc := make([]T, len(dw)) // dwᵀ, (C·kH·kW, O)
 	if nb > 1 {
 		dyg, cols := make([]T, g.o*nb*ohw), make([]T, ckk*nb*ohw)
 		for i0 := 0; i0 < g.n; i0 += nb {
@@ -564,77 +563,42 @@ func convGradWeight[T float](g convGeom, nb int, dw, x, dy []T) {
 			if i0 == 0 {
 				beta = 0
 			}
-			gemm(false, true, g.o, ckk, ld, 1, dyg, ld, cols, ld, beta, dw, ckk)
+			gemm(false, true, ckk, g.o, ld, 1, cols, ld, dyg, ld, beta, acc, g.o)
 		}
-		return
+	} else {
+		partial := make([][]T, splitWorkers(g.n))
+		splitWork(g.n, func(k, lo, hi int) {
+			sum := acc
+			if k > 0 {
+				sum = make([]T, len(dw))
+			}
+			partial[k] = sum
+			var cols []T
+			if !g.pointwise() {
+				cols = make([]T, ckk*ohw)
+			}
+			for i := lo; i < hi; i++ {
+				src := x[i*chw : (i+1)*chw]
+				if cols != nil {
+					convIm2col(g, cols, ohw, src)
+					src = cols
+				}
+				beta := T(1)
+				if i == lo {
+					beta = 0
+				}
+				gemmSerial(false, true, ckk, g.o, ohw, 1, src, ohw, dy[i*g.o*ohw:(i+1)*g.o*ohw], ohw, beta, sum, g.o)
+			}
+		})
+		for _, p := range partial[1:] {
+			for j, v := range p {
+				acc[j] += v
+			}
+		}
 	}
-	partial := make([][]T, splitWorkers(g.n))
-	splitWork(g.n, func(k, lo, hi int) {
-		acc := dw
-		if k > 0 {
-			acc = make([]T, len(dw))
-		}
-		partial[k] = acc
-		var cols []T
-		if !g.pointwise() {
-			cols = make([]T, ckk*ohw)
-		}
-		for i := lo; i < hi; i++ {
-			src := x[i*chw : (i+1)*chw]
-			if cols != nil {
-				convIm2col(g, cols, ohw, src)
-				src = cols
-			}
-			beta := T(1)
-			if i == lo {
-				beta = 0
-			}
-			gemm(false, true, g.o, ckk, ohw, 1, dy[i*g.o*ohw:(i+1)*g.o*ohw], ohw, src, ohw, beta, acc, ckk)
-		}
-	})
-	for _, p := range partial[1:] {
-		for j, v := range p {
-			dw[j] += v
-		}
-	}
-}
-
-// convGradWeightPacked is convGradWeight for float32, with im2col(x)ᵀ
-// packed straight into the GEMM's panels (convPackerT).
-func convGradWeightPacked(g convGeom, nb int, dw, x, dy []float32) {
-	ckk, ohw := g.ckk(), g.ohw()
-	if nb > 1 {
-		dyg := make([]float32, g.o*nb*ohw)
-		for i0 := 0; i0 < g.n; i0 += nb {
-			cnt := min(nb, g.n-i0)
-			ld := cnt * ohw
-			convGather(g, dyg, dy, i0, cnt)
-			beta := float32(1)
-			if i0 == 0 {
-				beta = 0
-			}
-			sgemm.SgemmPackB(false, g.o, ckk, ld, 1, dyg, ld, convPackerT(g, x, i0, cnt), beta, dw, ckk)
-		}
-		return
-	}
-	partial := make([][]float32, splitWorkers(g.n))
-	splitWork(g.n, func(k, lo, hi int) {
-		acc := dw
-		if k > 0 {
-			acc = make([]float32, len(dw))
-		}
-		partial[k] = acc
-		for i := lo; i < hi; i++ {
-			beta := float32(1)
-			if i == lo {
-				beta = 0
-			}
-			sgemm.SgemmPackB(false, g.o, ckk, ohw, 1, dy[i*g.o*ohw:(i+1)*g.o*ohw], ohw, convPackerT(g, x, i, 1), beta, acc, ckk)
-		}
-	})
-	for _, p := range partial[1:] {
-		for j, v := range p {
-			dw[j] += v
+	for r := range ckk {
+		for o, v := range acc[r*g.o : (r+1)*g.o] {
+			dw[o*ckk+r] = v
 		}
 	}
 }

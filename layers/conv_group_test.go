@@ -70,10 +70,11 @@ func TestConvGroup(t *testing.T) {
 	}
 }
 
-// TestConvPacked checks the float32 forward and weight gradient, whose
-// im2col is packed straight into the GEMM's panels (convPacker,
-// convPackerT), against the float64 im2col path, per image and grouped, on shapes that span several GEMM
-// blocks (C·kH·kW > 256 rows, more than 512 columns) and strides 1 and 2.
+// TestConvPacked checks the float32 forward, whose im2col is packed
+// straight into the GEMM's panels (convPacker), and the float32 weight
+// gradient against the float64 im2col path, per image and grouped, on
+// shapes that span several GEMM blocks (C·kH·kW > 256 rows, more than 512
+// columns) and strides 1 and 2.
 func TestConvPacked(t *testing.T) {
 	cases := append([]convCase{
 		{x: []int{3, 40, 9, 7}, w: []int{5, 40, 3, 3}, stride: 1, padding: 1, bias: true},

@@ -60,37 +60,3 @@ func convFillRow(g convGeom, d, xc []float32, i, j, oy, ox int) {
 		}
 	}
 }
-
-// convPackerT returns a packer of the transpose of convPacker's matrix:
-// the (cnt·H'·W', C·kH·kW) matrix whose row (n, oy, ox) and column
-// (c, i, j) hold x[i0+n, c, oy·s − p + i, ox·s − p + j], the right-hand
-// side of the weight gradient dy·im2col(x)ᵀ. Safe for concurrent use.
-func convPackerT(g convGeom, x []float32, i0, cnt int) sgemm.PackFunc {
-	ohw, chw, hw, kk := g.ohw(), g.c*g.h*g.w, g.h*g.w, g.kh*g.kw
-	return func(dst []float32, pc, kc, jc, nc, nr int) {
-		run := make([]float32, g.ow)
-		for jl := range (nc + nr - 1) / nr * nr {
-			panel := dst[(jl/nr)*kc*nr+jl%nr:]
-			if jl >= nc {
-				for p := range kc {
-					panel[p*nr] = 0
-				}
-				continue
-			}
-			c, ij := (jc+jl)/kk, (jc+jl)%kk
-			i, j := ij/g.kw, ij%g.kw
-			// Runs of rows (pixels) within one output row.
-			for row := pc; row < pc+kc; {
-				n, q := row/ohw, row%ohw
-				oy, ox := q/g.ow, q%g.ow
-				end := min(pc+kc, row+g.ow-ox)
-				d := run[:end-row]
-				convFillRow(g, d, x[(i0+n)*chw+c*hw:][:hw], i, j, oy, ox)
-				for t, v := range d {
-					panel[(row-pc+t)*nr] = v
-				}
-				row = end
-			}
-		}
-	}
-}

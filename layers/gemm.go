@@ -26,6 +26,16 @@ func gemm[T float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b 
 	}
 }
 
+// gemmSerial is gemm on the calling goroutine only, for callers that
+// already keep every CPU busy (one image per worker).
+func gemmSerial[T float](transA, transB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if a, ok := any(a).([]float32); ok {
+		sgemm.SgemmSerial(transA, transB, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+		return
+	}
+	gemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
 // gemmTranspose maps a transpose flag to gonum's BLAS enum.
 func gemmTranspose(t bool) blas.Transpose {
 	if t {

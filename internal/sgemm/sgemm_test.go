@@ -264,3 +264,13 @@ func TestSgemmPackB(t *testing.T) {
 		}
 	}
 }
+
+// TestKernel checks that Kernel names the fastest kernel set available.
+func TestKernel(t *testing.T) {
+	if got, want := Kernel(), kernels[0].name; got != want {
+		t.Errorf("Kernel() = %q, want %q", got, want)
+	}
+	if got := kernels[len(kernels)-1].name; got != "go" {
+		t.Errorf("last kernel set is %q, want the pure-Go fallback %q", got, "go")
+	}
+}

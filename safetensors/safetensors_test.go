@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -355,5 +356,21 @@ func TestConversions(t *testing.T) {
 		if err := tt.call(); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error = %v, want one containing %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// TestHugeHeaderClaimAllocatesNothing: a file that claims a 2 GiB header is
+// refused without allocating anything near that size.
+func TestHugeHeaderClaimAllocatesNothing(t *testing.T) {
+	b := append(binary.LittleEndian.AppendUint64(nil, 2<<30), "{}      "...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Parse(b)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("Parse of a 2 GiB header claim: %v", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Errorf("refusing a 2 GiB header claim allocated %d bytes", got)
 	}
 }

@@ -35,6 +35,9 @@ In train mode with BatchNorm a convolution's bias does not change the output
 float32 reference holds rounding noise (|g| < 1e-6): compare those
 gradients with an absolute tolerance, not relative to their own size.
 
+Dropout is built with p = 0, so train-mode cases with the imagenet head
+compare deterministically (gozoo's model is built with vgg.NoDropout).
+
 Widths: the total must stay near 3 MB (the files are committed), so only
 vgg11_bn in train mode has width 0.125; the others are smaller (0.07 also
 exercises the rounding of channel counts: 64 -> 4, 128 -> 9, 256 -> 18,
@@ -60,6 +63,9 @@ CASES = [
     ("vgg11_bn_cifar_eval", "vgg11_bn", 0.07, "cifar", "eval"),
     ("vgg16_cifar", "vgg16", 0.0625, "cifar", "train"),
     ("vgg11_imagenet_eval", "vgg11", 0.025, "imagenet", "eval"),
+    ("vgg13_bn_imagenet_train", "vgg13_bn", 0.03, "imagenet", "train"),
+    ("vgg19_cifar_eval", "vgg19", 0.03, "cifar", "eval"),
+    ("vgg19_bn_cifar_train", "vgg19_bn", 0.03, "cifar", "train"),
 ]
 BATCH, CLASSES, SIZE = 4, 10, 32
 
@@ -84,8 +90,8 @@ class VGG(nn.Module):
             self.hidden = scale(4096, width)
             self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
             self.classifier = nn.Sequential(
-                nn.Linear(last * 49, self.hidden), nn.ReLU(True), nn.Dropout(0.5),
-                nn.Linear(self.hidden, self.hidden), nn.ReLU(True), nn.Dropout(0.5),
+                nn.Linear(last * 49, self.hidden), nn.ReLU(True), nn.Dropout(0.0),
+                nn.Linear(self.hidden, self.hidden), nn.ReLU(True), nn.Dropout(0.0),
                 nn.Linear(self.hidden, classes))
 
     def forward(self, x):

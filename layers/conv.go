@@ -21,7 +21,11 @@ import (
 // Each batch item is unrolled by im2col and multiplied by w in one GEMM
 // straight into the NCHW output, batch items spread over the CPUs; on
 // small feature maps (under 256 output pixels) one GEMM spans several
-// images instead, and itself runs on every CPU.
+// images instead, and itself runs on every CPU. float32 3×3 convolutions
+// with stride 1 and padding 1 and at least 16 input and output channels
+// (all of VGG's but the first) run their forward pass and input gradient
+// on Winograd F(2×2, 3×3) instead (winograd.go); ZOO_CONV=direct in the
+// environment at start forces im2col and GEMM for every convolution.
 func Conv2d(x, w, b *G.Node, stride, padding int) (*G.Node, error) {
 	g, err := convGeometry(x, w, b, stride, padding)
 	if err != nil {
@@ -197,9 +201,15 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 		}
 	}
 	y := output(prealloc, ts[0].Dtype(), op.g.yShape())
-	if y.Dtype() == tensor.Float32 {
+	switch {
+	case y.Dtype() == tensor.Float32 && op.g.winograd():
+		g := op.g
+		u := make([]float32, 16*g.o*g.c)
+		wgFilter(u, data[float32](ts[1]), g.o, g.c, false)
+		wgConv(g.n, g.c, g.o, g.h, g.w, data[float32](y), data[float32](ts[0]), u, convBias[float32](ts))
+	case y.Dtype() == tensor.Float32:
 		convForward(op.g, op.g.group(), data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts))
-	} else {
+	default:
 		convForward(op.g, op.g.group(), data[float64](y), data[float64](ts[0]), data[float64](ts[1]), convBias[float64](ts))
 	}
 	return y, nil
@@ -455,9 +465,15 @@ func (op convGradInputOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Valu
 		return nil, err
 	}
 	dx := output(prealloc, ts[0].Dtype(), op.g.xShape())
-	if dx.Dtype() == tensor.Float32 {
+	switch {
+	case dx.Dtype() == tensor.Float32 && op.g.winograd():
+		g := op.g
+		u := make([]float32, 16*g.c*g.o)
+		wgFilter(u, data[float32](ts[0]), g.o, g.c, true)
+		wgConv(g.n, g.o, g.c, g.h, g.w, data[float32](dx), data[float32](ts[1]), u, nil)
+	case dx.Dtype() == tensor.Float32:
 		convGradInput(op.g, op.g.group(), data[float32](dx), data[float32](ts[0]), data[float32](ts[1]))
-	} else {
+	default:
 		convGradInput(op.g, op.g.group(), data[float64](dx), data[float64](ts[0]), data[float64](ts[1]))
 	}
 	return dx, nil

@@ -1,0 +1,214 @@
+package layers
+
+import (
+	"os"
+	"sync/atomic"
+
+	"github.com/gozoo/gozoo/internal/sgemm"
+)
+
+// Winograd F(2×2, 3×3) (Lavin & Gray, arXiv:1509.09308) for the float32
+// 3×3 stride-1 padding-1 convolutions: each 2×2 block of outputs ("tile")
+// comes from a 4×4 block of the zero-padded input,
+//
+//	Y = Aᵀ[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]A,
+//
+// 16 multiplications per tile and channel pair instead of 36 (2.25×
+// fewer). Summed over the input channels, the 16 elementwise products
+// become 16 independent GEMMs, U[ξ] (O, C) by V[ξ] (C, tiles), on the same
+// SGEMM kernel as the direct path. The transforms only add and halve, so
+// float32 rounding stays at the direct path's level or below.
+//
+// The input gradient of such a convolution is again one (the filters
+// rotated by 180° with input and output channels swapped), so it runs the
+// same code. The weight gradient stays on im2col and GEMM.
+
+// convDirect forces the direct (im2col + GEMM) path for every
+// convolution: set by ZOO_CONV=direct, read once at start, for benchmarks
+// and for comparing the two paths; tests set it directly.
+var convDirect = os.Getenv("ZOO_CONV") == "direct"
+
+// wgMinChannels is the number of input and output channels under which
+// Winograd does not pay: its 16 GEMMs have k = C, and the tile transforms
+// cost as much as a GEMM with few channels (VGG's first layer has C = 3).
+const wgMinChannels = 16
+
+// wgMinPixels is the feature-map size (H·W) under which the direct path
+// stays: on 2×2 maps one tile covers the whole map, and the transforms
+// turn 4 outputs into 16 products.
+const wgMinPixels = 1
+
+// winograd reports whether the float32 convolution g runs on Winograd
+// F(2×2, 3×3): a 3×3 kernel, stride 1 and padding 1, enough channels.
+func (g convGeom) winograd() bool {
+	return !convDirect && g.kh == 3 && g.kw == 3 && g.stride == 1 && g.pad == 1 &&
+		g.c >= wgMinChannels && g.o >= wgMinChannels && g.h*g.w >= wgMinPixels
+}
+
+// wgFilter writes the 16 transformed filter matrices U[ξ] = (G·g·Gᵀ)[ξ]
+// into u (16, O, C) for the forward pass, w is (O, C, 3, 3). With grad it
+// writes those of the input gradient instead, u (16, C, O): the filters
+// rotated by 180°, g'[c, o] = rot(g[o, c]).
+func wgFilter(u, w []float32, o, c int, grad bool) {
+	oc := o * c
+	for oi := range o {
+		for ci := range c {
+			k := w[(oi*c+ci)*9:][:9]
+			var g [9]float32
+			if grad {
+				for i := range 9 {
+					g[i] = k[8-i]
+				}
+			} else {
+				copy(g[:], k)
+			}
+			// t = G·g (4×3), then G·g·Gᵀ row by row.
+			var t [12]float32
+			for j := range 3 {
+				g0, g1, g2 := g[j], g[3+j], g[6+j]
+				t[j], t[3+j], t[6+j], t[9+j] = g0, 0.5*(g0+g1+g2), 0.5*(g0-g1+g2), g2
+			}
+			at := oi*c + ci
+			if grad {
+				at = ci*o + oi
+			}
+			for i := range 4 {
+				g0, g1, g2 := t[3*i], t[3*i+1], t[3*i+2]
+				r := u[i*4*oc+at:]
+				r[0], r[oc], r[2*oc], r[3*oc] = g0, 0.5*(g0+g1+g2), 0.5*(g0-g1+g2), g2
+			}
+		}
+	}
+}
+
+// wgTile locates one 2×2 output tile: the offset of its image in the
+// input, the top-left corner (y0, x0) of its 4×4 input block (one above and
+// left of its first output), and the offset of its first output.
+type wgTile struct {
+	in, y0, x0, out int
+}
+
+// wgConv computes y = conv3×3(x) + b (b may be nil) with Winograd
+// F(2×2, 3×3), stride 1 and padding 1, from the transformed filters u
+// (16, cout, cin) (wgFilter). x is (n, cin, h, w), y is (n, cout, h, w).
+// Tiles are processed in blocks, each worker taking the next block: the
+// block's input transform V (16, cin, tb), the 16 GEMMs into M (16, cout,
+// tb) on one goroutine each, and the output transform.
+func wgConv(n, cin, cout, h, w int, y, x, u, b []float32) {
+	th, tw := (h+1)/2, (w+1)/2
+	tiles := n * th * tw
+	workers := splitWorkers(tiles)
+	// V and M of a block take 16·(cin+cout)·tb floats: about 2 MiB.
+	tbMax := min(512, max(32, (1<<15)/(cin+cout)/16*16))
+	blocks := (tiles + tbMax - 1) / tbMax
+	blocks = (blocks + workers - 1) / workers * workers
+	tb := (tiles + blocks - 1) / blocks
+	blocks = (tiles + tb - 1) / tb
+	var next atomic.Int64
+	splitWork(min(workers, blocks), func(_, _, _ int) {
+		v := make([]float32, 16*cin*tb)
+		m := make([]float32, 16*cout*tb)
+		ts := make([]wgTile, tb)
+		for {
+			blk := int(next.Add(1)) - 1
+			if blk >= blocks {
+				return
+			}
+			t0 := blk * tb
+			cnt := min(tb, tiles-t0)
+			for k := range cnt {
+				t := t0 + k
+				img, r := t/(th*tw), t%(th*tw)
+				ty, tx := r/tw, r%tw
+				ts[k] = wgTile{in: img * cin * h * w, y0: 2*ty - 1, x0: 2*tx - 1, out: img*cout*h*w + 2*ty*w + 2*tx}
+			}
+			wgInput(v, x, ts[:cnt], cin, h, w, tb)
+			for xi := range 16 {
+				sgemm.SgemmSerial(false, false, cout, cnt, cin, 1, u[xi*cout*cin:][:cout*cin], cin,
+					v[xi*cin*tb:][:cin*tb], tb, 0, m[xi*cout*tb:][:cout*tb], tb)
+			}
+			wgOutput(y, m, ts[:cnt], cout, h, w, tb, b)
+		}
+	})
+}
+
+// wgInput writes the transformed input blocks Bᵀ·d·B of the tiles ts, for
+// every channel of x (n, cin, h, w), into v (16, cin, ld): tile k of
+// channel c at v[ξ·cin·ld + c·ld + k].
+func wgInput(v, x []float32, ts []wgTile, cin, h, w, ld int) {
+	hw, plane := h*w, cin*ld
+	for c := range cin {
+		vc := v[c*ld:]
+		for k, tl := range ts {
+			xc := x[tl.in+c*hw:][:hw]
+			var d [16]float32
+			if tl.y0 >= 0 && tl.x0 >= 0 && tl.y0+4 <= h && tl.x0+4 <= w {
+				for i := range 4 {
+					row := xc[(tl.y0+i)*w+tl.x0:][:4]
+					d[4*i], d[4*i+1], d[4*i+2], d[4*i+3] = row[0], row[1], row[2], row[3]
+				}
+			} else {
+				for i := range 4 {
+					yy := tl.y0 + i
+					if yy < 0 || yy >= h {
+						continue
+					}
+					for j := range 4 {
+						if xx := tl.x0 + j; xx >= 0 && xx < w {
+							d[4*i+j] = xc[yy*w+xx]
+						}
+					}
+				}
+			}
+			// Bᵀ·d (columns), then ·B (rows).
+			var e [16]float32
+			for j := range 4 {
+				d0, d1, d2, d3 := d[j], d[4+j], d[8+j], d[12+j]
+				e[j], e[4+j], e[8+j], e[12+j] = d0-d2, d1+d2, d2-d1, d1-d3
+			}
+			for i := range 4 {
+				e0, e1, e2, e3 := e[4*i], e[4*i+1], e[4*i+2], e[4*i+3]
+				o := 4 * i * plane
+				vc[o+k] = e0 - e2
+				vc[o+plane+k] = e1 + e2
+				vc[o+2*plane+k] = e2 - e1
+				vc[o+3*plane+k] = e1 - e3
+			}
+		}
+	}
+}
+
+// wgOutput writes the 2×2 outputs Aᵀ·m·A (+ b) of the tiles ts into y
+// (n, cout, h, w) from the 16 products m (16, cout, ld), dropping the
+// outputs past the map's right or bottom edge.
+func wgOutput(y, m []float32, ts []wgTile, cout, h, w, ld int, b []float32) {
+	hw, plane := h*w, cout*ld
+	for o := range cout {
+		var bias float32
+		if b != nil {
+			bias = b[o]
+		}
+		mo := m[o*ld:]
+		for k, tl := range ts {
+			// Aᵀ·m: t is 2×4.
+			var t [8]float32
+			for j := range 4 {
+				m0, m1 := mo[j*plane+k], mo[(4+j)*plane+k]
+				m2, m3 := mo[(8+j)*plane+k], mo[(12+j)*plane+k]
+				t[j], t[4+j] = m0+m1+m2, m1-m2-m3
+			}
+			yo := y[tl.out+o*hw:]
+			oy, ox := tl.y0+1, tl.x0+1
+			for i := range 2 {
+				if oy+i >= h {
+					break
+				}
+				r := t[4*i:][:4]
+				yo[i*w] = r[0] + r[1] + r[2] + bias
+				if ox+1 < w {
+					yo[i*w+1] = r[1] - r[2] - r[3] + bias
+				}
+			}
+		}
+	}
+}

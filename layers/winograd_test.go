@@ -1,0 +1,161 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// wgCases are 3×3 stride-1 padding-1 convolutions for the Winograd tests:
+// channels from 1 to 70, maps odd and even down to 1×1, batches 1 to 5.
+var wgCases = []struct{ n, c, o, h, w int }{
+	{1, 1, 1, 1, 1},
+	{2, 3, 2, 2, 2},
+	{1, 2, 5, 3, 5},
+	{3, 7, 4, 5, 3},
+	{5, 16, 16, 4, 4},
+	{2, 17, 33, 7, 9},
+	{1, 70, 1, 6, 6},
+	{1, 1, 70, 8, 8},
+	{4, 64, 70, 2, 2},
+	{3, 70, 64, 1, 1},
+	{2, 32, 48, 16, 16},
+	{1, 20, 24, 33, 31},
+	{5, 40, 40, 11, 12},
+}
+
+// wgRelErr returns max|got − want| / max|want|.
+func wgRelErr(got []float32, want []float64) float64 {
+	var diff, scale float64
+	for i, v := range want {
+		diff = math.Max(diff, math.Abs(float64(got[i])-v))
+		scale = math.Max(scale, math.Abs(v))
+	}
+	return diff / scale
+}
+
+// TestWinograd checks the Winograd forward pass (with and without a bias)
+// and input gradient against the float64 direct path within 1e-4 of the
+// result's largest element, and reports the float32 direct path's error
+// beside it.
+func TestWinograd(t *testing.T) {
+	const tol = 1e-4
+	for _, c := range wgCases {
+		g := convGeom{n: c.n, c: c.c, h: c.h, w: c.w, o: c.o, kh: 3, kw: 3, stride: 1, pad: 1, oh: c.h, ow: c.w}
+		x, w := randDense(1, g.n, g.c, g.h, g.w), randDense(2, g.o, g.c, 3, 3)
+		b, dy := randDense(3, g.o), randDense(4, g.n, g.o, g.h, g.w)
+		x32, w32, b32, dy32 := data[float32](toFloat32(x)), data[float32](toFloat32(w)), data[float32](toFloat32(b)), data[float32](toFloat32(dy))
+		for _, bias := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%v/bias=%t", g, bias), func(t *testing.T) {
+				var b64 []float64
+				var bw []float32
+				if bias {
+					b64, bw = data[float64](b), b32
+				}
+				want := make([]float64, g.n*g.o*g.h*g.w)
+				convForward(g, 1, want, data[float64](x), data[float64](w), b64)
+				u := make([]float32, 16*g.o*g.c)
+				wgFilter(u, w32, g.o, g.c, false)
+				got := wgNaN(len(want))
+				wgConv(g.n, g.c, g.o, g.h, g.w, got, x32, u, bw)
+				direct := make([]float32, len(want))
+				convForward(g, g.group(), direct, x32, w32, bw)
+				e, ed := wgRelErr(got, want), wgRelErr(direct, want)
+				if !(e <= tol) {
+					t.Errorf("forward: max|diff|/max|ref| = %.3g, want ≤ %g (direct float32: %.3g)", e, tol, ed)
+				}
+				t.Logf("forward: Winograd %.3g, direct float32 %.3g", e, ed)
+			})
+		}
+		t.Run(fmt.Sprintf("%v/dx", g), func(t *testing.T) {
+			want := make([]float64, g.n*g.c*g.h*g.w)
+			convGradInput(g, 1, want, data[float64](w), data[float64](dy))
+			u := make([]float32, 16*g.o*g.c)
+			wgFilter(u, w32, g.o, g.c, true)
+			got := wgNaN(len(want))
+			wgConv(g.n, g.o, g.c, g.h, g.w, got, dy32, u, nil)
+			direct := make([]float32, len(want))
+			convGradInput(g, g.group(), direct, w32, dy32)
+			e, ed := wgRelErr(got, want), wgRelErr(direct, want)
+			if !(e <= tol) {
+				t.Errorf("input gradient: max|diff|/max|ref| = %.3g, want ≤ %g (direct float32: %.3g)", e, tol, ed)
+			}
+			t.Logf("input gradient: Winograd %.3g, direct float32 %.3g", e, ed)
+		})
+	}
+}
+
+// wgNaN returns n NaNs: a result buffer that must be fully overwritten.
+func wgNaN(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(math.NaN())
+	}
+	return v
+}
+
+// TestWinogradChosen pins which convolutions run on Winograd.
+func TestWinogradChosen(t *testing.T) {
+	tests := []struct {
+		name string
+		g    convGeom
+		want bool
+	}{
+		{"vgg 64→64 32×32", convGeom{c: 64, o: 64, h: 32, w: 32, kh: 3, kw: 3, stride: 1, pad: 1}, true},
+		{"vgg 512→512 2×2", convGeom{c: 512, o: 512, h: 2, w: 2, kh: 3, kw: 3, stride: 1, pad: 1}, true},
+		{"vgg first layer 3→64", convGeom{c: 3, o: 64, h: 32, w: 32, kh: 3, kw: 3, stride: 1, pad: 1}, false},
+		{"stride 2", convGeom{c: 64, o: 64, h: 32, w: 32, kh: 3, kw: 3, stride: 2, pad: 1}, false},
+		{"padding 0", convGeom{c: 64, o: 64, h: 32, w: 32, kh: 3, kw: 3, stride: 1, pad: 0}, false},
+		{"1×1 kernel", convGeom{c: 64, o: 64, h: 32, w: 32, kh: 1, kw: 1, stride: 1, pad: 0}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.g.winograd(); got != tt.want {
+			t.Errorf("%s: winograd() = %t, want %t", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestWinogradOps runs the float32 Conv2d graph (forward and every
+// gradient) on Winograd and on the direct path (convDirect) and checks
+// that the results agree within 1e-4 of the largest element.
+func TestWinogradOps(t *testing.T) {
+	const n, c, o, hw = 3, 24, 20, 7
+	run := func(direct bool) []*tensor.Dense {
+		defer func(old bool) { convDirect = old }(convDirect)
+		convDirect = direct
+		g := G.NewGraph()
+		x := G.NodeFromAny(g, toFloat32(randDense(1, n, c, hw, hw)), G.WithName("x"))
+		w := G.NodeFromAny(g, toFloat32(randDense(2, o, c, 3, 3)), G.WithName("w"))
+		b := G.NodeFromAny(g, toFloat32(randDense(3, o)), G.WithName("b"))
+		y, err := Conv2d(x, w, b, 1, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A weighted sum, so that dy is not constant.
+		r := G.NodeFromAny(g, toFloat32(randDense(4, n, o, hw, hw)), G.WithName("r"))
+		grads, err := G.Grad(G.Must(G.Sum(G.Must(G.HadamardProd(y, r)))), x, w, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := G.NewTapeMachine(g)
+		defer m.Close()
+		if err := m.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		out := []*tensor.Dense{y.Value().(*tensor.Dense).Clone().(*tensor.Dense)}
+		for _, gr := range grads {
+			out = append(out, gr.Value().(*tensor.Dense).Clone().(*tensor.Dense))
+		}
+		return out
+	}
+	got, want := run(false), run(true)
+	for i, name := range []string{"y", "dx", "dw", "db"} {
+		w64 := toFloat64s(want[i])
+		if e := wgRelErr(data[float32](got[i]), w64); !(e <= 1e-4) {
+			t.Errorf("%s: max|diff|/max|ref| = %.3g, want ≤ 1e-4", name, e)
+		}
+	}
+}

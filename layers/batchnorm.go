@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"hash"
 	"math"
-	"runtime"
-	"sync"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -222,32 +220,22 @@ func bnStore(d *tensor.Dense, v []float64) {
 	copy(data[float64](d), v)
 }
 
-// bnParallel calls f(ch) for every channel 0..c−1, spread over GOMAXPROCS
-// goroutines.
-func bnParallel(c int, f func(ch int)) {
-	workers := min(runtime.GOMAXPROCS(0), c)
-	if workers <= 1 {
-		for ch := range c {
+// bnParallel calls f(ch) for every channel 0..c−1 of a pass over size
+// elements, each channel on one goroutine (a fixed summation order), split
+// over the CPUs when size is large enough (see splitRows).
+func bnParallel(c, size int, f func(ch int)) {
+	splitRows(c, size/max(c, 1), func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
 			f(ch)
 		}
-		return
-	}
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Go(func() {
-			for ch := w; ch < c; ch += workers {
-				f(ch)
-			}
-		})
-	}
-	wg.Wait()
+	})
 }
 
 // bnMoments computes each channel's mean and biased variance of x (N, C,
 // HW), in float64, in two passes.
 func bnMoments[T float](mean, variance []float64, x []T, n, c, hw int) {
 	count := float64(n * hw)
-	bnParallel(c, func(ch int) {
+	bnParallel(c, len(x), func(ch int) {
 		var sum float64
 		for i := range n {
 			for _, v := range x[(i*c+ch)*hw : (i*c+ch+1)*hw] {
@@ -268,7 +256,7 @@ func bnMoments[T float](mean, variance []float64, x []T, n, c, hw int) {
 
 // bnForward computes y = (x − mean)·invstd·γ + β; x and y are (N, C, HW).
 func bnForward[T float](y, x, gamma, beta []T, mean, invstd []float64, n, c, hw int) {
-	bnParallel(c, func(ch int) {
+	bnParallel(c, len(x), func(ch int) {
 		mu, scale, shift := mean[ch], invstd[ch]*float64(gamma[ch]), float64(beta[ch])
 		for i := range n {
 			lo, hi := (i*c+ch)*hw, (i*c+ch+1)*hw
@@ -321,7 +309,7 @@ func (op bnGradGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 }
 
 func bnGradGamma[T float](dg, x, dy []T, mean, invstd []float64, n, c, hw int) {
-	bnParallel(c, func(ch int) {
+	bnParallel(c, len(x), func(ch int) {
 		var sum float64
 		mu := mean[ch]
 		for i := range n {
@@ -372,7 +360,7 @@ func (op bnGradBetaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 }
 
 func bnGradBeta[T float](db, dy []T, n, c, hw int) {
-	bnParallel(c, func(ch int) {
+	bnParallel(c, len(dy), func(ch int) {
 		var sum float64
 		for i := range n {
 			for _, v := range dy[(i*c+ch)*hw : (i*c+ch+1)*hw] {
@@ -427,7 +415,7 @@ func (op bnGradInputOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 
 func bnGradInput[T float](dx, x, gamma, dy, dgamma, dbeta []T, fwd *bnOp, n, c, hw int) {
 	count := float64(n * hw)
-	bnParallel(c, func(ch int) {
+	bnParallel(c, len(x), func(ch int) {
 		mu, is := fwd.mean[ch], fwd.invstd[ch]
 		k := float64(gamma[ch]) * is
 		for i := range n {

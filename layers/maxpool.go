@@ -110,7 +110,7 @@ func (op *maxPoolOp) SymDiff(_ G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 // clipped to the input (padding is −∞); a NaN wins over any number.
 func maxPool[T float](g poolGeom, y []T, argmax []int32, x []T) {
 	hw, ohw := g.h*g.w, g.oh*g.ow
-	splitWork(g.n*g.c, func(_, lo, hi int) {
+	splitRows(g.n*g.c, hw, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			xp := x[pl*hw : (pl+1)*hw]
 			yp, ap := y[pl*ohw:(pl+1)*ohw], argmax[pl*ohw:(pl+1)*ohw]
@@ -182,7 +182,7 @@ func (op maxPoolGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 // whose argmax points at each element.
 func maxPoolGrad[T float](g poolGeom, dx []T, argmax []int32, dy []T) {
 	hw, ohw := g.h*g.w, g.oh*g.ow
-	splitWork(g.n*g.c, func(_, lo, hi int) {
+	splitRows(g.n*g.c, hw, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			dxp := dx[pl*hw : (pl+1)*hw]
 			clear(dxp)

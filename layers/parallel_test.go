@@ -1,0 +1,182 @@
+package layers
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+)
+
+// TestSplitRowsCovers checks that splitRows hands out every row exactly
+// once, whole, on one goroutine below parallelMin and on several above.
+func TestSplitRowsCovers(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	for _, tc := range []struct {
+		rows, rowLen, wantCalls int
+	}{
+		{rows: 1, rowLen: 1, wantCalls: 1},
+		{rows: 7, rowLen: parallelMin/7 - 1, wantCalls: 1},
+		{rows: 7, rowLen: parallelMin / 6, wantCalls: 2},
+		{rows: parallelMin, rowLen: 1, wantCalls: 2},
+		{rows: 1, rowLen: 4 * parallelMin, wantCalls: 1},
+	} {
+		seen := make([]int, tc.rows)
+		calls := make(chan [2]int, 16)
+		splitRows(tc.rows, tc.rowLen, func(lo, hi int) {
+			calls <- [2]int{lo, hi}
+		})
+		close(calls)
+		n := 0
+		for c := range calls {
+			n++
+			for r := c[0]; r < c[1]; r++ {
+				seen[r]++
+			}
+		}
+		if n != tc.wantCalls {
+			t.Errorf("splitRows(%d, %d): %d calls, want %d", tc.rows, tc.rowLen, n, tc.wantCalls)
+		}
+		for r, k := range seen {
+			if k != 1 {
+				t.Errorf("splitRows(%d, %d): row %d handed out %d times, want 1", tc.rows, tc.rowLen, r, k)
+				break
+			}
+		}
+	}
+}
+
+// TestParallelKernelsMatchSerial runs the split kernels (ReLU, BatchNorm,
+// MaxPool, forward and backward) on tensors above parallelMin with one and
+// with two goroutines: the results must be bit-identical, since each
+// element or channel is computed by one goroutine in a fixed order.
+func TestParallelKernelsMatchSerial(t *testing.T) {
+	const n, c, h, w = 4, 8, 48, 48 // 73728 elements
+	r := rand.New(rand.NewPCG(3, 4))
+	x, dy := make([]float32, n*c*h*w), make([]float32, n*c*h*w)
+	for i := range x {
+		x[i], dy[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
+	}
+	gamma, beta := make([]float32, c), make([]float32, c)
+	for i := range gamma {
+		gamma[i], beta[i] = 1+0.1*float32(i), 0.05*float32(i)
+	}
+	g := poolGeom{n: n, c: c, h: h, w: w, k: 3, s: 2, p: 1}
+	g.oh, g.ow = (h+2-3)/2+1, (w+2-3)/2+1
+	pdy := make([]float32, n*c*g.oh*g.ow)
+	copy(pdy, dy)
+
+	run := func(procs int) map[string][]float32 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		out := make(map[string][]float32)
+		y := make([]float32, len(x))
+		relu(y, x)
+		out["relu"] = y
+		dx := make([]float32, len(x))
+		reluGrad(dx, y, dy)
+		out["reluGrad"] = dx
+
+		mean, variance, invstd := make([]float64, c), make([]float64, c), make([]float64, c)
+		bnMoments(mean, variance, x, n, c, h*w)
+		for i, v := range variance {
+			invstd[i] = 1 / (v + 1e-5)
+		}
+		by := make([]float32, len(x))
+		bnForward(by, x, gamma, beta, mean, invstd, n, c, h*w)
+		out["bnForward"] = by
+		dg, db := make([]float32, c), make([]float32, c)
+		bnGradGamma(dg, x, dy, mean, invstd, n, c, h*w)
+		bnGradBeta(db, dy, n, c, h*w)
+		out["bnGradGamma"], out["bnGradBeta"] = dg, db
+		bdx := make([]float32, len(x))
+		bnGradInput(bdx, x, gamma, dy, dg, db, &bnOp{train: true, mean: mean, invstd: invstd}, n, c, h*w)
+		out["bnGradInput"] = bdx
+		out["moments"] = []float32{float32(mean[0]), float32(variance[c-1])}
+
+		py, arg := make([]float32, len(pdy)), make([]int32, len(pdy))
+		maxPool(g, py, arg, x)
+		out["maxPool"] = py
+		pdx := make([]float32, len(x))
+		maxPoolGrad(g, pdx, arg, pdy)
+		out["maxPoolGrad"] = pdx
+		return out
+	}
+	serial, parallel := run(1), run(2)
+	for name, want := range serial {
+		if got := parallel[name]; !slices.Equal(got, want) {
+			t.Errorf("%s: two goroutines differ from one", name)
+		}
+	}
+}
+
+// BenchmarkNonGEMM times the split kernels on VGG's largest activation at
+// batch 64 (64 channels, 32×32: 4.2M float32) on one and on two goroutines.
+func BenchmarkNonGEMM(b *testing.B) {
+	const n, c, h, w = 64, 64, 32, 32
+	x, dy, y := make([]float32, n*c*h*w), make([]float32, n*c*h*w), make([]float32, n*c*h*w)
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range x {
+		x[i], dy[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
+	}
+	gamma, beta := make([]float32, c), make([]float32, c)
+	mean, variance := make([]float64, c), make([]float64, c)
+	g := poolGeom{n: n, c: c, h: h, w: w, k: 2, s: 2, oh: h / 2, ow: w / 2}
+	arg := make([]int32, n*c*g.oh*g.ow)
+	for _, k := range []struct {
+		name string
+		fn   func()
+	}{
+		{"relu", func() { relu(y, x) }},
+		{"reluGrad", func() { reluGrad(y, x, dy) }},
+		{"bnMoments", func() { bnMoments(mean, variance, x, n, c, h*w) }},
+		{"bnForward", func() { bnForward(y, x, gamma, beta, mean, variance, n, c, h*w) }},
+		{"maxPool", func() { maxPool(g, y[:len(arg)], arg, x) }},
+		{"maxPoolGrad", func() { maxPoolGrad(g, y, arg, dy[:len(arg)]) }},
+	} {
+		for _, procs := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/procs=%d", k.name, procs), func(b *testing.B) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				b.SetBytes(int64(4 * len(x)))
+				for b.Loop() {
+					k.fn()
+				}
+			})
+		}
+	}
+}
+
+// TestReLUGradMask checks the branch-free ReLU gradient against y > 0 on
+// the values where a bit trick could go wrong, in both dtypes.
+func TestReLUGradMask(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	ys := []float64{1, -1, 0, math.Copysign(0, -1), inf, -inf, nan, -nan, math.SmallestNonzeroFloat64, -math.SmallestNonzeroFloat64, math.MaxFloat64, 1e-40, -1e-40, 3.5}
+	dy64 := make([]float64, len(ys))
+	ys32, dy32 := make([]float32, len(ys)), make([]float32, len(ys))
+	for i, y := range ys {
+		dy64[i], ys32[i], dy32[i] = float64(i)+0.5, float32(y), float32(i)+0.5
+	}
+	ys32 = append(ys32, math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, math.MaxFloat32, math.Float32frombits(0x7fc00001), math.Float32frombits(0xffc00001))
+	dy32 = append(dy32, 20, 21, 22, 23, 24)
+	dx64, dx32 := make([]float64, len(ys)), make([]float32, len(ys32))
+	reluGrad(dx64, ys, dy64)
+	reluGrad(dx32, ys32, dy32)
+	for i, y := range ys {
+		want := 0.0
+		if y > 0 {
+			want = dy64[i]
+		}
+		if dx64[i] != want || math.Signbit(dx64[i]) {
+			t.Errorf("float64: y = %g, dy = %g: got dx = %g, want %g", y, dy64[i], dx64[i], want)
+		}
+	}
+	for i, y := range ys32 {
+		var want float32
+		if y > 0 {
+			want = dy32[i]
+		}
+		if dx32[i] != want || math.Signbit(float64(dx32[i])) {
+			t.Errorf("float32: y = %g, dy = %g: got dx = %g, want %g", y, dy32[i], dx32[i], want)
+		}
+	}
+}

@@ -2,7 +2,6 @@ package layers
 
 import (
 	"os"
-	"sync/atomic"
 
 	"github.com/gozoo/gozoo/internal/sgemm"
 )
@@ -48,37 +47,44 @@ func (g convGeom) winograd() bool {
 // wgFilter writes the 16 transformed filter matrices U[ξ] = (G·g·Gᵀ)[ξ]
 // into u (16, O, C) for the forward pass, w is (O, C, 3, 3). With grad it
 // writes those of the input gradient instead, u (16, C, O): the filters
-// rotated by 180°, g'[c, o] = rot(g[o, c]).
+// rotated by 180°, g'[c, o] = rot(g[o, c]). Each row of a U[ξ] is built in
+// a buffer and copied out, so that the 16 matrices are written in
+// sequence, on every CPU for large filters.
 func wgFilter(u, w []float32, o, c int, grad bool) {
-	oc := o * c
-	for oi := range o {
-		for ci := range c {
-			k := w[(oi*c+ci)*9:][:9]
-			var g [9]float32
-			if grad {
-				for i := range 9 {
-					g[i] = k[8-i]
+	rows, cols := o, c // of each U[ξ]
+	if grad {
+		rows, cols = c, o
+	}
+	wgSplit(rows, 16*o*c, func(lo, hi int) {
+		buf := make([]float32, 16*cols)
+		for r := lo; r < hi; r++ {
+			for q := range cols {
+				var g [9]float32
+				if grad {
+					k := w[(q*c+r)*9:][:9]
+					for i := range 9 {
+						g[i] = k[8-i]
+					}
+				} else {
+					copy(g[:], w[(r*c+q)*9:][:9])
 				}
-			} else {
-				copy(g[:], k)
+				// t = G·g (4×3), then G·g·Gᵀ row by row.
+				var t [12]float32
+				for j := range 3 {
+					g0, g1, g2 := g[j], g[3+j], g[6+j]
+					t[j], t[3+j], t[6+j], t[9+j] = g0, 0.5*(g0+g1+g2), 0.5*(g0-g1+g2), g2
+				}
+				for i := range 4 {
+					g0, g1, g2 := t[3*i], t[3*i+1], t[3*i+2]
+					b := buf[4*i*cols+q:]
+					b[0], b[cols], b[2*cols], b[3*cols] = g0, 0.5*(g0+g1+g2), 0.5*(g0-g1+g2), g2
+				}
 			}
-			// t = G·g (4×3), then G·g·Gᵀ row by row.
-			var t [12]float32
-			for j := range 3 {
-				g0, g1, g2 := g[j], g[3+j], g[6+j]
-				t[j], t[3+j], t[6+j], t[9+j] = g0, 0.5*(g0+g1+g2), 0.5*(g0-g1+g2), g2
-			}
-			at := oi*c + ci
-			if grad {
-				at = ci*o + oi
-			}
-			for i := range 4 {
-				g0, g1, g2 := t[3*i], t[3*i+1], t[3*i+2]
-				r := u[i*4*oc+at:]
-				r[0], r[oc], r[2*oc], r[3*oc] = g0, 0.5*(g0+g1+g2), 0.5*(g0-g1+g2), g2
+			for xi := range 16 {
+				copy(u[(xi*rows+r)*cols:][:cols], buf[xi*cols:][:cols])
 			}
 		}
-	}
+	})
 }
 
 // wgTile locates one 2×2 output tile: the offset of its image in the
@@ -91,53 +97,64 @@ type wgTile struct {
 // wgConv computes y = conv3×3(x) + b (b may be nil) with Winograd
 // F(2×2, 3×3), stride 1 and padding 1, from the transformed filters u
 // (16, cout, cin) (wgFilter). x is (n, cin, h, w), y is (n, cout, h, w).
-// Tiles are processed in blocks, each worker taking the next block: the
-// block's input transform V (16, cin, tb), the 16 GEMMs into M (16, cout,
-// tb) on one goroutine each, and the output transform.
+// Tiles are processed in blocks of up to wgBlock, each in three phases
+// spread over the CPUs: the input transform V (16, cin, tiles) split by
+// input channel, the 16 GEMMs M[ξ] = U[ξ]·V[ξ] (cout, tiles) split by ξ,
+// and the output transform split by output channel.
 func wgConv(n, cin, cout, h, w int, y, x, u, b []float32) {
 	th, tw := (h+1)/2, (w+1)/2
 	tiles := n * th * tw
-	workers := splitWorkers(tiles)
-	// V and M of a block take 16·(cin+cout)·tb floats: about 2 MiB.
-	tbMax := min(512, max(32, (1<<15)/(cin+cout)/16*16))
-	blocks := (tiles + tbMax - 1) / tbMax
-	blocks = (blocks + workers - 1) / workers * workers
+	blocks := (tiles + wgBlock(cin, cout) - 1) / wgBlock(cin, cout)
 	tb := (tiles + blocks - 1) / blocks
-	blocks = (tiles + tb - 1) / tb
-	var next atomic.Int64
-	splitWork(min(workers, blocks), func(_, _, _ int) {
-		v := make([]float32, 16*cin*tb)
-		m := make([]float32, 16*cout*tb)
-		ts := make([]wgTile, tb)
-		for {
-			blk := int(next.Add(1)) - 1
-			if blk >= blocks {
-				return
-			}
-			t0 := blk * tb
-			cnt := min(tb, tiles-t0)
-			for k := range cnt {
-				t := t0 + k
-				img, r := t/(th*tw), t%(th*tw)
-				ty, tx := r/tw, r%tw
-				ts[k] = wgTile{in: img * cin * h * w, y0: 2*ty - 1, x0: 2*tx - 1, out: img*cout*h*w + 2*ty*w + 2*tx}
-			}
-			wgInput(v, x, ts[:cnt], cin, h, w, tb)
-			for xi := range 16 {
-				sgemm.SgemmSerial(false, false, cout, cnt, cin, 1, u[xi*cout*cin:][:cout*cin], cin,
-					v[xi*cin*tb:][:cin*tb], tb, 0, m[xi*cout*tb:][:cout*tb], tb)
-			}
-			wgOutput(y, m, ts[:cnt], cout, h, w, tb, b)
+	// The 16 planes of V and of M are written (read) side by side: pad
+	// their stride by 64 bytes so that they do not all map to the same L1
+	// cache sets.
+	vp, mp := cin*tb+16, cout*tb+16
+	v, m := make([]float32, 16*vp), make([]float32, 16*mp)
+	ts := make([]wgTile, tb)
+	for t0 := 0; t0 < tiles; t0 += tb {
+		cnt := min(tb, tiles-t0)
+		for k := range cnt {
+			t := t0 + k
+			img, r := t/(th*tw), t%(th*tw)
+			ty, tx := r/tw, r%tw
+			ts[k] = wgTile{in: img * cin * h * w, y0: 2*ty - 1, x0: 2*tx - 1, out: img*cout*h*w + 2*ty*w + 2*tx}
 		}
-	})
+		wgSplit(cin, cin*cnt, func(lo, hi int) { wgInput(v, x, ts[:cnt], lo, hi, cin, h, w, tb, vp) })
+		wgSplit(16, cout*cin*cnt, func(lo, hi int) {
+			for xi := lo; xi < hi; xi++ {
+				sgemm.SgemmSerial(false, false, cout, cnt, cin, 1, u[xi*cout*cin:][:cout*cin], cin,
+					v[xi*vp:][:cin*tb], tb, 0, m[xi*mp:][:cout*tb], tb)
+			}
+		})
+		wgSplit(cout, cout*cnt, func(lo, hi int) { wgOutput(y, m, ts[:cnt], lo, hi, h, w, tb, mp, b) })
+	}
+}
+
+// wgBlock is the number of tiles processed at once: V and M then take
+// 16·(cin+cout)·tiles floats, about 4 MiB.
+func wgBlock(cin, cout int) int { return max(64, (1<<16)/(cin+cout)) }
+
+// wgParallelMin is the work under which a phase stays on one goroutine.
+const wgParallelMin = 1 << 15
+
+// wgSplit runs fn over [0, n) on every CPU (splitWork), or on the calling
+// goroutine when the phase has under wgParallelMin units of work (each
+// about one float's worth: starting a goroutine costs a few microseconds).
+func wgSplit(n, work int, fn func(lo, hi int)) {
+	if work < wgParallelMin {
+		fn(0, n)
+		return
+	}
+	splitWork(n, func(_, lo, hi int) { fn(lo, hi) })
 }
 
 // wgInput writes the transformed input blocks Bᵀ·d·B of the tiles ts, for
-// every channel of x (n, cin, h, w), into v (16, cin, ld): tile k of
-// channel c at v[ξ·cin·ld + c·ld + k].
-func wgInput(v, x []float32, ts []wgTile, cin, h, w, ld int) {
-	hw, plane := h*w, cin*ld
-	for c := range cin {
+// channels [c0, c1) of x (n, cin, h, w), into v: 16 planes (cin, ld)
+// plane floats apart, tile k of channel c at v[ξ·plane + c·ld + k].
+func wgInput(v, x []float32, ts []wgTile, c0, c1, cin, h, w, ld, plane int) {
+	hw := h * w
+	for c := c0; c < c1; c++ {
 		vc := v[c*ld:]
 		for k, tl := range ts {
 			xc := x[tl.in+c*hw:][:hw]
@@ -178,12 +195,13 @@ func wgInput(v, x []float32, ts []wgTile, cin, h, w, ld int) {
 	}
 }
 
-// wgOutput writes the 2×2 outputs Aᵀ·m·A (+ b) of the tiles ts into y
-// (n, cout, h, w) from the 16 products m (16, cout, ld), dropping the
-// outputs past the map's right or bottom edge.
-func wgOutput(y, m []float32, ts []wgTile, cout, h, w, ld int, b []float32) {
-	hw, plane := h*w, cout*ld
-	for o := range cout {
+// wgOutput writes the 2×2 outputs Aᵀ·m·A (+ b) of the tiles ts, output
+// channels [o0, o1), into y (n, cout, h, w) from the 16 products m, planes
+// (cout, ld) plane floats apart, dropping the outputs past the map's right
+// or bottom edge.
+func wgOutput(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32) {
+	hw := h * w
+	for o := o0; o < o1; o++ {
 		var bias float32
 		if b != nil {
 			bias = b[o]

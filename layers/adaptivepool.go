@@ -21,7 +21,7 @@ func AdaptiveAvgPool2d(x *G.Node, outH, outW int) (*G.Node, error) {
 	if outH < 1 || outW < 1 {
 		return nil, fmt.Errorf("layers: AdaptiveAvgPool2d: output size %d×%d; want both ≥ 1", outH, outW)
 	}
-	return G.ApplyOp(adaptiveOp{outH: outH, outW: outW}, x)
+	return G.ApplyOp(adaptiveOp{outH: outH, outW: outW, buf: newBuffer()}, x)
 }
 
 // adaptiveWindows returns the [start, end) input index range of each of out
@@ -39,6 +39,7 @@ func adaptiveWindows(in, out int) (start, end []int) {
 type adaptiveOp struct {
 	opBase
 	outH, outW int
+	buf        *ownBuffer
 }
 
 func (adaptiveOp) Arity() int    { return 1 }
@@ -64,7 +65,7 @@ func (op adaptiveOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	}
 	x := ts[0]
 	s := x.Shape()
-	y := output(prealloc, x.Dtype(), tensor.Shape{s[0], s[1], op.outH, op.outW})
+	y := op.buf.output(prealloc, x.Dtype(), tensor.Shape{s[0], s[1], op.outH, op.outW})
 	if x.Dtype() == tensor.Float32 {
 		adaptiveForward(data[float32](y), data[float32](x), s[0]*s[1], s[2], s[3], op.outH, op.outW)
 	} else {
@@ -75,7 +76,7 @@ func (op adaptiveOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 
 func (op adaptiveOp) SymDiff(in G.Nodes, y, dy *G.Node) (G.Nodes, error) {
 	s := in[0].Shape()
-	dx, err := G.ApplyOp(adaptiveGradOp{h: s[2], w: s[3], outH: op.outH, outW: op.outW}, dy)
+	dx, err := G.ApplyOp(adaptiveGradOp{h: s[2], w: s[3], outH: op.outH, outW: op.outW, buf: newBuffer()}, dy)
 	return G.Nodes{dx}, err
 }
 
@@ -105,6 +106,7 @@ func adaptiveForward[T float](y, x []T, planes, h, w, outH, outW int) {
 type adaptiveGradOp struct {
 	opBase
 	h, w, outH, outW int
+	buf              *ownBuffer
 }
 
 func (adaptiveGradOp) Arity() int    { return 1 }
@@ -129,7 +131,7 @@ func (op adaptiveGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	}
 	dy := ts[0]
 	s := dy.Shape()
-	dx := output(prealloc, dy.Dtype(), tensor.Shape{s[0], s[1], op.h, op.w})
+	dx := op.buf.output(prealloc, dy.Dtype(), tensor.Shape{s[0], s[1], op.h, op.w})
 	if dy.Dtype() == tensor.Float32 {
 		adaptiveBackward(data[float32](dx), data[float32](dy), s[0]*s[1], op.h, op.w, op.outH, op.outW)
 	} else {

@@ -109,6 +109,7 @@ type bnOp struct {
 	stats        *BNStats
 	train        bool
 	mean, invstd []float64 // (C), what the last forward run used
+	buf          ownBuffer
 }
 
 func (*bnOp) Arity() int { return 3 }
@@ -159,7 +160,7 @@ func (op *bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) 
 			op.invstd[ch] = 1 / math.Sqrt(v+op.stats.Eps)
 		}
 	}
-	y := output(prealloc, x.Dtype(), s)
+	y := op.buf.output(prealloc, x.Dtype(), s)
 	if x.Dtype() == tensor.Float32 {
 		bnForward(data[float32](y), data[float32](x), data[float32](gamma), data[float32](beta), op.mean, op.invstd, n, c, hw)
 	} else {
@@ -180,15 +181,15 @@ func (op *bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) 
 
 func (op *bnOp) SymDiff(in G.Nodes, y, dy *G.Node) (G.Nodes, error) {
 	x, gamma := in[0], in[1]
-	dgamma, err := G.ApplyOp(bnGradGammaOp{fwd: op}, x, y, dy)
+	dgamma, err := G.ApplyOp(bnGradGammaOp{fwd: op, buf: newBuffer()}, x, y, dy)
 	if err != nil {
 		return nil, err
 	}
-	dbeta, err := G.ApplyOp(bnGradBetaOp{fwd: op}, dy)
+	dbeta, err := G.ApplyOp(bnGradBetaOp{fwd: op, buf: newBuffer()}, dy)
 	if err != nil {
 		return nil, err
 	}
-	dx, err := G.ApplyOp(bnGradInputOp{fwd: op}, x, gamma, dy, dgamma, dbeta)
+	dx, err := G.ApplyOp(bnGradInputOp{fwd: op, buf: newBuffer()}, x, gamma, dy, dgamma, dbeta)
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +275,7 @@ func bnForward[T float](y, x, gamma, beta []T, mean, invstd []float64, n, c, hw 
 type bnGradGammaOp struct {
 	opBase
 	fwd *bnOp
+	buf *ownBuffer
 }
 
 func (bnGradGammaOp) Arity() int { return 3 }
@@ -299,7 +301,7 @@ func (op bnGradGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	x, dy := ts[0], ts[2]
 	s := x.Shape()
 	n, c, hw := s[0], s[1], s[2]*s[3]
-	dg := output(prealloc, x.Dtype(), tensor.Shape{c})
+	dg := op.buf.output(prealloc, x.Dtype(), tensor.Shape{c})
 	if x.Dtype() == tensor.Float32 {
 		bnGradGamma(data[float32](dg), data[float32](x), data[float32](dy), op.fwd.mean, op.fwd.invstd, n, c, hw)
 	} else {
@@ -327,6 +329,7 @@ func bnGradGamma[T float](dg, x, dy []T, mean, invstd []float64, n, c, hw int) {
 type bnGradBetaOp struct {
 	opBase
 	fwd *bnOp
+	buf *ownBuffer
 }
 
 func (bnGradBetaOp) Arity() int { return 1 }
@@ -350,7 +353,7 @@ func (op bnGradBetaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	dy := ts[0]
 	s := dy.Shape()
 	n, c, hw := s[0], s[1], s[2]*s[3]
-	db := output(prealloc, dy.Dtype(), tensor.Shape{c})
+	db := op.buf.output(prealloc, dy.Dtype(), tensor.Shape{c})
 	if dy.Dtype() == tensor.Float32 {
 		bnGradBeta(data[float32](db), data[float32](dy), n, c, hw)
 	} else {
@@ -378,6 +381,7 @@ func bnGradBeta[T float](db, dy []T, n, c, hw int) {
 type bnGradInputOp struct {
 	opBase
 	fwd *bnOp
+	buf *ownBuffer
 }
 
 func (bnGradInputOp) Arity() int { return 5 }
@@ -404,7 +408,7 @@ func (op bnGradInputOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	x := ts[0]
 	s := x.Shape()
 	n, c, hw := s[0], s[1], s[2]*s[3]
-	dx := output(prealloc, x.Dtype(), s)
+	dx := op.buf.output(prealloc, x.Dtype(), s)
 	if x.Dtype() == tensor.Float32 {
 		bnGradInput(data[float32](dx), data[float32](x), data[float32](ts[1]), data[float32](ts[2]), data[float32](ts[3]), data[float32](ts[4]), op.fwd, n, c, hw)
 	} else {

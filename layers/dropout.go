@@ -41,6 +41,7 @@ type dropoutOp struct {
 	p    float64
 	rng  *rand.Rand // wraps the caller's *rand.PCG: its state is the caller's
 	keep []bool     // the last forward run's mask, one per element of x
+	buf  ownBuffer
 }
 
 func (*dropoutOp) Arity() int    { return 1 }
@@ -67,7 +68,7 @@ func (op *dropoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 		// p = 1 keeps nothing and draws nothing.
 		op.keep[i] = op.p < 1 && op.rng.Float64() >= op.p
 	}
-	y := output(prealloc, x.Dtype(), x.Shape())
+	y := op.buf.output(prealloc, x.Dtype(), x.Shape())
 	if x.Dtype() == tensor.Float32 {
 		dropoutApply(data[float32](y), data[float32](x), op.keep, op.p)
 	} else {
@@ -77,7 +78,7 @@ func (op *dropoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 }
 
 func (op *dropoutOp) SymDiff(in G.Nodes, y, dy *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(dropoutGradOp{fwd: op}, y, dy)
+	dx, err := G.ApplyOp(dropoutGradOp{fwd: op, buf: newBuffer()}, y, dy)
 	return G.Nodes{dx}, err
 }
 
@@ -99,6 +100,7 @@ func dropoutApply[T float](out, in []T, keep []bool, p float64) {
 type dropoutGradOp struct {
 	opBase
 	fwd *dropoutOp
+	buf *ownBuffer
 }
 
 func (dropoutGradOp) Arity() int { return 2 }
@@ -120,7 +122,7 @@ func (op dropoutGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 		return nil, err
 	}
 	dy := ts[1]
-	dx := output(prealloc, dy.Dtype(), dy.Shape())
+	dx := op.buf.output(prealloc, dy.Dtype(), dy.Shape())
 	if dy.Dtype() == tensor.Float32 {
 		dropoutApply(data[float32](dx), data[float32](dy), op.fwd.keep, op.fwd.p)
 	} else {

@@ -23,7 +23,7 @@ func Linear(x, w, b *G.Node) (*G.Node, error) {
 		return nil, err
 	}
 	xs, ws := x.Shape(), w.Shape()
-	l := linearOp{n: xs[0], in: xs[1], out: ws[0], bias: b != nil}
+	l := linearOp{n: xs[0], in: xs[1], out: ws[0], bias: b != nil, buf: newBuffer()}
 	if ws[1] != l.in {
 		return nil, fmt.Errorf("layers: %s: x has %d features but w %v expects %d; w must be (out, %d)", op, l.in, ws, ws[1], l.in)
 	}
@@ -48,6 +48,7 @@ type linearOp struct {
 	opBase
 	n, in, out int
 	bias       bool
+	buf        *ownBuffer
 }
 
 func (op linearOp) Arity() int {
@@ -102,7 +103,7 @@ func (op linearOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, erro
 			return nil, err
 		}
 	}
-	y := output(prealloc, ts[0].Dtype(), tensor.Shape{op.n, op.out})
+	y := op.buf.output(prealloc, ts[0].Dtype(), tensor.Shape{op.n, op.out})
 	if y.Dtype() == tensor.Float32 {
 		linearForward(op.n, op.in, op.out, data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts))
 	} else {
@@ -127,11 +128,11 @@ func linearForward[T float](n, in, out int, y, x, w, b []T) {
 }
 
 func (op linearOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(linearGradOp{n: op.n, in: op.in, out: op.out, wrtWeight: false}, grad, in[1])
+	dx, err := G.ApplyOp(linearGradOp{n: op.n, in: op.in, out: op.out, wrtWeight: false, buf: newBuffer()}, grad, in[1])
 	if err != nil {
 		return nil, err
 	}
-	dw, err := G.ApplyOp(linearGradOp{n: op.n, in: op.in, out: op.out, wrtWeight: true}, grad, in[0])
+	dw, err := G.ApplyOp(linearGradOp{n: op.n, in: op.in, out: op.out, wrtWeight: true, buf: newBuffer()}, grad, in[0])
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +154,7 @@ type linearGradOp struct {
 	opBase
 	n, in, out int
 	wrtWeight  bool
+	buf        *ownBuffer
 }
 
 func (linearGradOp) Arity() int { return 2 }
@@ -196,7 +198,7 @@ func (op linearGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	if err := checkShape(name, ts[1], mShape...); err != nil {
 		return nil, err
 	}
-	r := output(prealloc, ts[0].Dtype(), op.shape())
+	r := op.buf.output(prealloc, ts[0].Dtype(), op.shape())
 	if r.Dtype() == tensor.Float32 {
 		linearGrad(op, data[float32](r), data[float32](ts[0]), data[float32](ts[1]))
 	} else {

@@ -63,6 +63,7 @@ type maxPoolOp struct {
 	// argmax is (N, C, H', W'): the index within its H×W input plane of
 	// each output's maximum, from the last run.
 	argmax []int32
+	buf    ownBuffer
 }
 
 func (*maxPoolOp) Arity() int { return 1 }
@@ -87,7 +88,7 @@ func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	if err := checkShape(name, ts[0], op.g.xShape()...); err != nil {
 		return nil, err
 	}
-	y := output(prealloc, ts[0].Dtype(), op.g.yShape())
+	y := op.buf.output(prealloc, ts[0].Dtype(), op.g.yShape())
 	if n := op.g.yShape().TotalSize(); len(op.argmax) != n {
 		op.argmax = make([]int32, n)
 	}
@@ -102,7 +103,7 @@ func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 // SymDiff takes the forward output as an input of the gradient op only to
 // order it after the forward op, whose argmax it reads.
 func (op *maxPoolOp) SymDiff(_ G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(maxPoolGradOp{fwd: op}, output, grad)
+	dx, err := G.ApplyOp(maxPoolGradOp{fwd: op, buf: newBuffer()}, output, grad)
 	return G.Nodes{dx}, err
 }
 
@@ -142,6 +143,7 @@ func maxPool[T float](g poolGeom, y []T, argmax []int32, x []T) {
 type maxPoolGradOp struct {
 	opBase
 	fwd *maxPoolOp
+	buf *ownBuffer
 }
 
 func (maxPoolGradOp) Arity() int { return 2 }
@@ -169,7 +171,7 @@ func (op maxPoolGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	if len(op.fwd.argmax) != g.yShape().TotalSize() {
 		return nil, fmt.Errorf("layers: %s: the forward MaxPool2d has not run; run the whole graph", name)
 	}
-	dx := output(prealloc, ts[1].Dtype(), g.xShape())
+	dx := op.buf.output(prealloc, ts[1].Dtype(), g.xShape())
 	if dx.Dtype() == tensor.Float32 {
 		maxPoolGrad(g, data[float32](dx), op.fwd.argmax, data[float32](ts[1]))
 	} else {

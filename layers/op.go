@@ -81,3 +81,33 @@ func output(prealloc G.Value, dt tensor.Dtype, shape tensor.Shape) *tensor.Dense
 
 // data returns the backing slice of a dense float tensor of type T.
 func data[T float](d *tensor.Dense) []T { return d.Data().([]T) }
+
+// ownBuffer is an op's own output tensor, kept from run to run. zoo/vgg's
+// Graph.Run resets its TapeMachine before every run, and Reset drops every
+// register, so an op that only reused prealloc would allocate (and zero) its
+// output at every step. A buffer belongs to one graph node: give each
+// ApplyOp a fresh one (hash-consing may merge two equal nodes; the merged
+// node keeps the first op and its buffer, which is right).
+type ownBuffer struct{ t *tensor.Dense }
+
+// newBuffer returns an empty buffer, filled at the first run.
+func newBuffer() *ownBuffer { return new(ownBuffer) }
+
+// output is the package's output helper with a memory: it returns prealloc
+// when it fits (the machine hands over a register whose value is dead), else
+// the op's own tensor, allocated at the first run and reused after. The
+// contents are stale: the op must overwrite every element. Values leave a
+// graph only as copies (gorgonia.Read, as zoo/vgg does), so the next run may
+// overwrite them. A nil buffer allocates every time.
+func (b *ownBuffer) output(prealloc G.Value, dt tensor.Dtype, shape tensor.Shape) *tensor.Dense {
+	if p, ok := prealloc.(*tensor.Dense); ok && p.Dtype() == dt && p.Shape().Eq(shape) {
+		return p
+	}
+	if b == nil {
+		return output(nil, dt, shape)
+	}
+	if b.t == nil || b.t.Dtype() != dt || !b.t.Shape().Eq(shape) {
+		b.t = output(nil, dt, shape)
+	}
+	return b.t
+}

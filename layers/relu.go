@@ -13,11 +13,14 @@ import (
 // ReLU returns max(x, 0) elementwise; x has any shape. As in PyTorch, the
 // gradient at exactly 0 is 0.
 func ReLU(x *G.Node) (*G.Node, error) {
-	return G.ApplyOp(reluOp{}, x)
+	return G.ApplyOp(reluOp{buf: newBuffer()}, x)
 }
 
 // reluOp is y = max(x, 0).
-type reluOp struct{ opBase }
+type reluOp struct {
+	opBase
+	buf *ownBuffer
+}
 
 func (reluOp) Arity() int    { return 1 }
 func (reluOp) Type() hm.Type { return hm.NewFnType(hm.TypeVariable('a'), hm.TypeVariable('a')) }
@@ -30,13 +33,13 @@ func (op reluOp) Hashcode() uint32                  { return hashOf(op) }
 func (reluOp) String() string                       { return "ReLU" }
 func (reluOp) DiffWRT(int) []bool                   { return []bool{true} }
 
-func (reluOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op reluOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	ts, err := denses("ReLU", in...)
 	if err != nil {
 		return nil, err
 	}
 	x := ts[0]
-	y := output(prealloc, x.Dtype(), x.Shape())
+	y := op.buf.output(prealloc, x.Dtype(), x.Shape())
 	if x.Dtype() == tensor.Float32 {
 		relu(data[float32](y), data[float32](x))
 	} else {
@@ -46,7 +49,7 @@ func (reluOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 }
 
 func (reluOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(reluGradOp{}, output, grad)
+	dx, err := G.ApplyOp(reluGradOp{buf: newBuffer()}, output, grad)
 	return G.Nodes{dx}, err
 }
 
@@ -61,7 +64,10 @@ func relu[T float](y, x []T) {
 }
 
 // reluGradOp is dx = dy where y > 0, else 0; inputs (y, dy).
-type reluGradOp struct{ opBase }
+type reluGradOp struct {
+	opBase
+	buf *ownBuffer
+}
 
 func (reluGradOp) Arity() int { return 2 }
 func (reluGradOp) Type() hm.Type {
@@ -76,13 +82,13 @@ func (reluGradOp) WriteHash(h hash.Hash)                { io.WriteString(h, "lay
 func (op reluGradOp) Hashcode() uint32                  { return hashOf(op) }
 func (reluGradOp) String() string                       { return "ReLUGrad" }
 
-func (reluGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+func (op reluGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	ts, err := denses("ReLUGrad", in...)
 	if err != nil {
 		return nil, err
 	}
 	y, dy := ts[0], ts[1]
-	dx := output(prealloc, y.Dtype(), y.Shape())
+	dx := op.buf.output(prealloc, y.Dtype(), y.Shape())
 	if y.Dtype() == tensor.Float32 {
 		reluGrad(data[float32](dx), data[float32](y), data[float32](dy))
 	} else {

@@ -1,0 +1,146 @@
+package layers
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// bufferNet is a small network of this file's ops (BatchNorm2d, ReLU,
+// MaxPool2d, AdaptiveAvgPool2d, Dropout, Linear, CrossEntropy) with its
+// gradients, run the way zoo/vgg runs a graph: Reset, RunAll, copy out.
+type bufferNet struct {
+	x       *tensor.Dense
+	machine G.VM
+	outs    []*G.Value // loss, then ∂loss/∂(x, gamma, beta, w)
+}
+
+func newBufferNet(t *testing.T) *bufferNet {
+	t.Helper()
+	const n, c, h, w = 4, 8, 32, 32 // 32K float32 per activation
+	g := G.NewGraph()
+	net := &bufferNet{x: tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(n, c, h, w))}
+	x := G.NodeFromAny(g, net.x, G.WithName("x"))
+	gamma := G.NewTensor(g, tensor.Float32, 1, G.WithShape(c), G.WithName("gamma"), G.WithInit(G.Ones()))
+	beta := G.NewTensor(g, tensor.Float32, 1, G.WithShape(c), G.WithName("beta"), G.WithInit(G.Zeroes()))
+	wt := G.NewMatrix(g, tensor.Float32, G.WithShape(3, c), G.WithName("w"), G.WithInit(G.Gaussian(0, 0.5)))
+	labels := G.NodeFromAny(g, tensor.New(tensor.WithBacking([]float32{0, 1, 2, 1})), G.WithName("labels"))
+	y := G.Must(BatchNorm2d(x, gamma, beta, NewBNStats(tensor.Float32, c), true))
+	y = G.Must(ReLU(y))
+	y = G.Must(MaxPool2d(y, 2, 2, 0))
+	y = G.Must(AdaptiveAvgPool2d(y, 1, 1))
+	y = G.Must(G.Reshape(y, tensor.Shape{n, c}))
+	y = G.Must(Dropout(y, 0, rand.NewPCG(1, 2), true))
+	y = G.Must(Linear(y, wt, nil))
+	loss := G.Must(CrossEntropy(y, labels, 0))
+	grads, err := G.Grad(loss, x, gamma, beta, wt)
+	if err != nil {
+		t.Fatalf("Grad: %v", err)
+	}
+	for _, nd := range append(G.Nodes{loss}, grads...) {
+		v := new(G.Value)
+		G.Read(nd, v)
+		net.outs = append(net.outs, v)
+	}
+	net.machine = G.NewTapeMachine(g)
+	t.Cleanup(func() { net.machine.Close() })
+	return net
+}
+
+// fill sets x to normal values drawn from seed.
+func (net *bufferNet) fill(seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 7))
+	x := data[float32](net.x)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+}
+
+// runOnly runs the graph once, as zoo/vgg's Graph.Run does.
+func (net *bufferNet) runOnly(t *testing.T) {
+	t.Helper()
+	net.machine.Reset()
+	if err := net.machine.RunAll(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+// run fills x from seed, runs the graph and returns copies of the loss and
+// the gradients.
+func (net *bufferNet) run(t *testing.T, seed uint64) [][]float32 {
+	t.Helper()
+	net.fill(seed)
+	net.runOnly(t)
+	var got [][]float32
+	for _, v := range net.outs {
+		switch v := (*v).(type) {
+		case *tensor.Dense:
+			got = append(got, slices.Clone(data[float32](v)))
+		case *G.F32:
+			got = append(got, []float32{float32(*v)})
+		default:
+			t.Fatalf("unexpected value %T", v)
+		}
+	}
+	return got
+}
+
+// TestOpsReuseBuffers checks that reusing each op's output across runs
+// changes no result (a repeated input gives bit-identical values and
+// gradients: nothing accumulates, nothing stale is read) and that a run
+// after the first allocates less than one activation.
+func TestOpsReuseBuffers(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // allocation counts without goroutine noise
+	net := newBufferNet(t)
+	first := net.run(t, 1)
+	other := net.run(t, 2)
+	again := net.run(t, 1)
+	names := []string{"loss", "dx", "dgamma", "dbeta", "dw"}
+	for i, name := range names {
+		if !slices.Equal(again[i], first[i]) {
+			t.Errorf("%s: a rerun of the same input differs from the first run", name)
+		}
+		if slices.Equal(other[i], first[i]) {
+			t.Errorf("%s: another input gives the same values", name)
+		}
+	}
+
+	var before, after runtime.MemStats
+	net.fill(3)
+	runtime.ReadMemStats(&before)
+	net.runOnly(t)
+	runtime.ReadMemStats(&after)
+	const activation = 4 * 8 * 32 * 32 * 4 // bytes of x
+	if got := after.TotalAlloc - before.TotalAlloc; got >= activation {
+		t.Errorf("a warm run allocated %d bytes, want less than one activation (%d)", got, activation)
+	}
+}
+
+// TestOwnBufferOutput pins the buffer's choices: a fitting prealloc first,
+// else its own tensor, kept while it fits and replaced when it does not.
+func TestOwnBufferOutput(t *testing.T) {
+	b := newBuffer()
+	s := tensor.Shape{2, 3}
+	own := b.output(nil, tensor.Float32, s)
+	if got := b.output(nil, tensor.Float32, s); got != own {
+		t.Errorf("second call without prealloc: got a new tensor, want the buffer's own")
+	}
+	pre := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(2, 3))
+	if got := b.output(pre, tensor.Float32, s); got != pre {
+		t.Errorf("fitting prealloc: not used")
+	}
+	if got := b.output(pre, tensor.Float64, s); got == pre || got == own || got.Dtype() != tensor.Float64 {
+		t.Errorf("prealloc of another dtype: got %p (%v), want a new float64 tensor", got, got.Dtype())
+	}
+	if got := b.output(nil, tensor.Float32, tensor.Shape{3, 2}); !got.Shape().Eq(tensor.Shape{3, 2}) || got == own {
+		t.Errorf("new shape: got %v, want a new (3, 2) tensor", got.Shape())
+	}
+	var none *ownBuffer
+	if a, c := none.output(nil, tensor.Float32, s), none.output(nil, tensor.Float32, s); a == c {
+		t.Errorf("nil buffer: two calls returned one tensor, want fresh ones")
+	}
+}

@@ -205,8 +205,8 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 	case y.Dtype() == tensor.Float32 && op.g.winograd():
 		g := op.g
 		u := make([]float32, 16*g.o*g.c)
-		wgFilter(u, data[float32](ts[1]), g.o, g.c, false)
-		wgConv(g.n, g.c, g.o, g.h, g.w, data[float32](y), data[float32](ts[0]), u, convBias[float32](ts))
+		wgFilter(u, data[float32](ts[1]), g.o, g.c)
+		wgConv(g.n, g.c, g.o, g.h, g.w, data[float32](y), data[float32](ts[0]), u, convBias[float32](ts), false)
 	case y.Dtype() == tensor.Float32:
 		convForward(op.g, op.g.group(), data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts))
 	default:
@@ -469,8 +469,8 @@ func (op convGradInputOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Valu
 	case dx.Dtype() == tensor.Float32 && op.g.winograd():
 		g := op.g
 		u := make([]float32, 16*g.c*g.o)
-		wgFilter(u, data[float32](ts[0]), g.o, g.c, true)
-		wgConv(g.n, g.o, g.c, g.h, g.w, data[float32](dx), data[float32](ts[1]), u, nil)
+		wgFilter(u, data[float32](ts[0]), g.o, g.c)
+		wgConv(g.n, g.o, g.c, g.h, g.w, data[float32](dx), data[float32](ts[1]), u, nil, true)
 	case dx.Dtype() == tensor.Float32:
 		convGradInput(op.g, op.g.group(), data[float32](dx), data[float32](ts[0]), data[float32](ts[1]))
 	default:

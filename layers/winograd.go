@@ -45,47 +45,44 @@ func (g convGeom) winograd() bool {
 }
 
 // wgFilter writes the 16 transformed filter matrices U[ξ] = (G·g·Gᵀ)[ξ]
-// into u (16, O, C) for the forward pass, w is (O, C, 3, 3). With grad it
-// writes those of the input gradient instead, u (16, C, O): the filters
-// rotated by 180°, g'[c, o] = rot(g[o, c]). Each row of a U[ξ] is built in
-// a buffer and copied out, so that the 16 matrices are written in
-// sequence, on every CPU for large filters.
-func wgFilter(u, w []float32, o, c int, grad bool) {
-	rows, cols := o, c // of each U[ξ]
-	if grad {
-		rows, cols = c, o
-	}
-	wgSplit(rows, 16*o*c, func(lo, hi int) {
-		buf := make([]float32, 16*cols)
+// into u (16, O, C); w is (O, C, 3, 3). Each row of the 16 matrices is
+// built in a buffer and copied out, so that they are written in sequence,
+// on every CPU for large filters.
+//
+// The input gradient needs the transforms of the filters rotated by 180°
+// with the channels swapped, (16, C, O); since G·J = P·G, where J reverses
+// 3 rows and P swaps rows 0 and 3 of 4, those are U'[ξ] = U[σ(ξ)]ᵀ with σ
+// swapping 0 and 3 in both of ξ's indices (wgConv's grad).
+func wgFilter(u, w []float32, o, c int) {
+	wgSplit(o, 16*o*c, func(lo, hi int) {
+		buf := make([]float32, 16*c)
 		for r := lo; r < hi; r++ {
-			for q := range cols {
-				var g [9]float32
-				if grad {
-					k := w[(q*c+r)*9:][:9]
-					for i := range 9 {
-						g[i] = k[8-i]
-					}
-				} else {
-					copy(g[:], w[(r*c+q)*9:][:9])
-				}
-				// t = G·g (4×3), then G·g·Gᵀ row by row.
-				var t [12]float32
-				for j := range 3 {
-					g0, g1, g2 := g[j], g[3+j], g[6+j]
-					t[j], t[3+j], t[6+j], t[9+j] = g0, 0.5*(g0+g1+g2), 0.5*(g0-g1+g2), g2
-				}
-				for i := range 4 {
-					g0, g1, g2 := t[3*i], t[3*i+1], t[3*i+2]
-					b := buf[4*i*cols+q:]
-					b[0], b[cols], b[2*cols], b[3*cols] = g0, 0.5*(g0+g1+g2), 0.5*(g0-g1+g2), g2
-				}
+			for q := range c {
+				k := w[(r*c+q)*9:][:9]
+				// t = G·g, column by column (4×3).
+				t00, t10, t20, t30 := wg3(k[0], k[3], k[6])
+				t01, t11, t21, t31 := wg3(k[1], k[4], k[7])
+				t02, t12, t22, t32 := wg3(k[2], k[5], k[8])
+				b := buf[q:]
+				b[0], b[c], b[2*c], b[3*c] = wg3(t00, t01, t02)
+				b[4*c], b[5*c], b[6*c], b[7*c] = wg3(t10, t11, t12)
+				b[8*c], b[9*c], b[10*c], b[11*c] = wg3(t20, t21, t22)
+				b[12*c], b[13*c], b[14*c], b[15*c] = wg3(t30, t31, t32)
 			}
 			for xi := range 16 {
-				copy(u[(xi*rows+r)*cols:][:cols], buf[xi*cols:][:cols])
+				copy(u[(xi*o+r)*c:][:c], buf[xi*c:][:c])
 			}
 		}
 	})
 }
+
+// wg3 is G·(a, b, c): F(2×2, 3×3)'s filter transform of one column or row.
+func wg3(a, b, c float32) (float32, float32, float32, float32) {
+	return a, 0.5 * (a + b + c), 0.5 * (a - b + c), c
+}
+
+// wgSigma is σ of wgFilter: ξ = 4i + j ↦ 4σ(i) + σ(j), σ swapping 0 and 3.
+var wgSigma = [16]int{15, 13, 14, 12, 7, 5, 6, 4, 11, 9, 10, 8, 3, 1, 2, 0}
 
 // wgTile locates one 2×2 output tile: the offset of its image in the
 // input, the top-left corner (y0, x0) of its 4×4 input block (one above and
@@ -97,11 +94,14 @@ type wgTile struct {
 // wgConv computes y = conv3×3(x) + b (b may be nil) with Winograd
 // F(2×2, 3×3), stride 1 and padding 1, from the transformed filters u
 // (16, cout, cin) (wgFilter). x is (n, cin, h, w), y is (n, cout, h, w).
+// With grad it computes the input gradient instead: u is that of the
+// forward convolution, (16, cin, cout), x is its output gradient and y its
+// input gradient (b nil).
 // Tiles are processed in blocks of up to wgBlock, each in three phases
 // spread over the CPUs: the input transform V (16, cin, tiles) split by
 // input channel, the 16 GEMMs M[ξ] = U[ξ]·V[ξ] (cout, tiles) split by ξ,
 // and the output transform split by output channel.
-func wgConv(n, cin, cout, h, w int, y, x, u, b []float32) {
+func wgConv(n, cin, cout, h, w int, y, x, u, b []float32, grad bool) {
 	th, tw := (h+1)/2, (w+1)/2
 	tiles := n * th * tw
 	blocks := (tiles + wgBlock(cin, cout) - 1) / wgBlock(cin, cout)
@@ -123,7 +123,11 @@ func wgConv(n, cin, cout, h, w int, y, x, u, b []float32) {
 		wgSplit(cin, cin*cnt, func(lo, hi int) { wgInput(v, x, ts[:cnt], lo, hi, cin, h, w, tb, vp) })
 		wgSplit(16, cout*cin*cnt, func(lo, hi int) {
 			for xi := lo; xi < hi; xi++ {
-				sgemm.SgemmSerial(false, false, cout, cnt, cin, 1, u[xi*cout*cin:][:cout*cin], cin,
+				ui, lda := xi, cin
+				if grad {
+					ui, lda = wgSigma[xi], cout
+				}
+				sgemm.SgemmSerial(grad, false, cout, cnt, cin, 1, u[ui*cout*cin:][:cout*cin], lda,
 					v[xi*vp:][:cin*tb], tb, 0, m[xi*mp:][:cout*tb], tb)
 			}
 		})

@@ -58,9 +58,9 @@ func TestWinograd(t *testing.T) {
 				want := make([]float64, g.n*g.o*g.h*g.w)
 				convForward(g, 1, want, data[float64](x), data[float64](w), b64)
 				u := make([]float32, 16*g.o*g.c)
-				wgFilter(u, w32, g.o, g.c, false)
+				wgFilter(u, w32, g.o, g.c)
 				got := wgNaN(len(want))
-				wgConv(g.n, g.c, g.o, g.h, g.w, got, x32, u, bw)
+				wgConv(g.n, g.c, g.o, g.h, g.w, got, x32, u, bw, false)
 				direct := make([]float32, len(want))
 				convForward(g, g.group(), direct, x32, w32, bw)
 				e, ed := wgRelErr(got, want), wgRelErr(direct, want)
@@ -74,9 +74,9 @@ func TestWinograd(t *testing.T) {
 			want := make([]float64, g.n*g.c*g.h*g.w)
 			convGradInput(g, 1, want, data[float64](w), data[float64](dy))
 			u := make([]float32, 16*g.o*g.c)
-			wgFilter(u, w32, g.o, g.c, true)
+			wgFilter(u, w32, g.o, g.c)
 			got := wgNaN(len(want))
-			wgConv(g.n, g.o, g.c, g.h, g.w, got, dy32, u, nil)
+			wgConv(g.n, g.o, g.c, g.h, g.w, got, dy32, u, nil, true)
 			direct := make([]float32, len(want))
 			convGradInput(g, g.group(), direct, w32, dy32)
 			e, ed := wgRelErr(got, want), wgRelErr(direct, want)
@@ -179,8 +179,8 @@ func BenchmarkConvWinograd(b *testing.B) {
 						continue
 					}
 					u := make([]float32, 16*g.o*g.c)
-					wgFilter(u, w, g.o, g.c, false)
-					wgConv(g.n, g.c, g.o, g.h, g.w, y, x, u, nil)
+					wgFilter(u, w, g.o, g.c)
+					wgConv(g.n, g.c, g.o, g.h, g.w, y, x, u, nil, false)
 				}
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
@@ -191,8 +191,8 @@ func BenchmarkConvWinograd(b *testing.B) {
 						continue
 					}
 					u := make([]float32, 16*g.o*g.c)
-					wgFilter(u, w, g.o, g.c, true)
-					wgConv(g.n, g.o, g.c, g.h, g.w, x, y, u, nil)
+					wgFilter(u, w, g.o, g.c)
+					wgConv(g.n, g.o, g.c, g.h, g.w, x, y, u, nil, true)
 				}
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})

@@ -203,10 +203,7 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 	y := output(prealloc, ts[0].Dtype(), op.g.yShape())
 	switch {
 	case y.Dtype() == tensor.Float32 && op.g.winograd():
-		g := op.g
-		u := make([]float32, 16*g.o*g.c)
-		wgFilter(u, data[float32](ts[1]), g.o, g.c)
-		wgConv(g.n, g.c, g.o, g.h, g.w, data[float32](y), data[float32](ts[0]), u, convBias[float32](ts), false)
+		winogradConv(op.g, data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts), false)
 	case y.Dtype() == tensor.Float32:
 		convForward(op.g, op.g.group(), data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts))
 	default:
@@ -467,10 +464,7 @@ func (op convGradInputOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Valu
 	dx := output(prealloc, ts[0].Dtype(), op.g.xShape())
 	switch {
 	case dx.Dtype() == tensor.Float32 && op.g.winograd():
-		g := op.g
-		u := make([]float32, 16*g.c*g.o)
-		wgFilter(u, data[float32](ts[0]), g.o, g.c)
-		wgConv(g.n, g.o, g.c, g.h, g.w, data[float32](dx), data[float32](ts[1]), u, nil, true)
+		winogradConv(op.g, data[float32](dx), data[float32](ts[1]), data[float32](ts[0]), nil, true)
 	case dx.Dtype() == tensor.Float32:
 		convGradInput(op.g, op.g.group(), data[float32](dx), data[float32](ts[0]), data[float32](ts[1]))
 	default:

@@ -3,6 +3,7 @@ package layers
 import (
 	"fmt"
 	"math"
+	"sync"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -40,7 +41,8 @@ func wgRelErr(got []float32, want []float64) float64 {
 // TestWinograd checks the Winograd forward pass (with and without a bias)
 // and input gradient against the float64 direct path within 1e-4 of the
 // result's largest element, and reports the float32 direct path's error
-// beside it.
+// beside it. The shapes run one after another on the shared scratch
+// buffers, larger and smaller in turn.
 func TestWinograd(t *testing.T) {
 	const tol = 1e-4
 	for _, c := range wgCases {
@@ -57,10 +59,8 @@ func TestWinograd(t *testing.T) {
 				}
 				want := make([]float64, g.n*g.o*g.h*g.w)
 				convForward(g, 1, want, data[float64](x), data[float64](w), b64)
-				u := make([]float32, 16*g.o*g.c)
-				wgFilter(u, w32, g.o, g.c)
 				got := wgNaN(len(want))
-				wgConv(g.n, g.c, g.o, g.h, g.w, got, x32, u, bw, false)
+				winogradConv(g, got, x32, w32, bw, false)
 				direct := make([]float32, len(want))
 				convForward(g, g.group(), direct, x32, w32, bw)
 				e, ed := wgRelErr(got, want), wgRelErr(direct, want)
@@ -73,10 +73,8 @@ func TestWinograd(t *testing.T) {
 		t.Run(fmt.Sprintf("%v/dx", g), func(t *testing.T) {
 			want := make([]float64, g.n*g.c*g.h*g.w)
 			convGradInput(g, 1, want, data[float64](w), data[float64](dy))
-			u := make([]float32, 16*g.o*g.c)
-			wgFilter(u, w32, g.o, g.c)
 			got := wgNaN(len(want))
-			wgConv(g.n, g.o, g.c, g.h, g.w, got, dy32, u, nil, true)
+			winogradConv(g, got, dy32, w32, nil, true)
 			direct := make([]float32, len(want))
 			convGradInput(g, g.group(), direct, w32, dy32)
 			e, ed := wgRelErr(got, want), wgRelErr(direct, want)
@@ -85,6 +83,31 @@ func TestWinograd(t *testing.T) {
 			}
 			t.Logf("input gradient: Winograd %.3g, direct float32 %.3g", e, ed)
 		})
+	}
+}
+
+// TestWinogradConcurrent runs two Winograd convolutions at once (one on
+// the shared scratch, the other on its own) and checks both against a run
+// alone.
+func TestWinogradConcurrent(t *testing.T) {
+	g := convGeom{n: 2, c: 20, h: 9, w: 10, o: 18, kh: 3, kw: 3, stride: 1, pad: 1, oh: 9, ow: 10}
+	x := data[float32](toFloat32(randDense(1, g.n, g.c, g.h, g.w)))
+	w := data[float32](toFloat32(randDense(2, g.o, g.c, 3, 3)))
+	want := make([]float32, g.n*g.o*g.h*g.w)
+	winogradConv(g, want, x, w, nil, false)
+	got := [4][]float32{}
+	var wg sync.WaitGroup
+	for i := range got {
+		got[i] = wgNaN(len(want))
+		wg.Go(func() { winogradConv(g, got[i], x, w, nil, false) })
+	}
+	wg.Wait()
+	for i := range got {
+		for j, v := range want {
+			if got[i][j] != v {
+				t.Fatalf("run %d: y[%d] = %g, want %g", i, j, got[i][j], v)
+			}
+		}
 	}
 }
 
@@ -178,9 +201,7 @@ func BenchmarkConvWinograd(b *testing.B) {
 						convForward(g, g.group(), y, x, w, nil)
 						continue
 					}
-					u := make([]float32, 16*g.o*g.c)
-					wgFilter(u, w, g.o, g.c)
-					wgConv(g.n, g.c, g.o, g.h, g.w, y, x, u, nil, false)
+					winogradConv(g, y, x, w, nil, false)
 				}
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
@@ -190,9 +211,7 @@ func BenchmarkConvWinograd(b *testing.B) {
 						convGradInput(g, g.group(), x, w, y)
 						continue
 					}
-					u := make([]float32, 16*g.o*g.c)
-					wgFilter(u, w, g.o, g.c)
-					wgConv(g.n, g.o, g.c, g.h, g.w, x, y, u, nil, true)
+					winogradConv(g, x, y, w, nil, true)
 				}
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})

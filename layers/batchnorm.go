@@ -97,18 +97,20 @@ func BatchNorm2d(x, gamma, beta *G.Node, stats *BNStats, train bool) (*G.Node, e
 	if m := xs[0] * xs[2] * xs[3]; train && m < 2 {
 		return nil, fmt.Errorf("layers: BatchNorm2d: x %v has %d value per channel; training needs more than 1 (use a larger batch or train=false)", xs, m)
 	}
-	op := &bnOp{stats: stats, train: train, mean: make([]float64, c), invstd: make([]float64, c)}
+	op := &bnOp{opInPlace: inPlaceOf(0, x), stats: stats, train: train, mean: make([]float64, c), invstd: make([]float64, c)}
 	return G.ApplyOp(op, x, gamma, beta)
 }
 
 // bnOp is y = (x − mean)·invstd·γ + β per channel; inputs (x, γ, β). It saves
 // the mean and invstd it used for its gradient ops, which run after it in the
-// same TapeMachine run.
+// same TapeMachine run. It writes y over x where x is dead after it (see
+// inPlaceOK): in evaluation graphs, where no gradient reads x.
 type bnOp struct {
-	opBase
+	opInPlace
 	stats        *BNStats
 	train        bool
 	mean, invstd []float64 // (C), what the last forward run used
+	ran          bool      // the forward has run at least once
 	buf          ownBuffer
 }
 
@@ -176,12 +178,13 @@ func (op *bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) 
 		bnStore(op.stats.Var, runVar)
 		op.stats.NumBatchesTracked++
 	}
+	op.ran = true
 	return y, nil
 }
 
 func (op *bnOp) SymDiff(in G.Nodes, y, dy *G.Node) (G.Nodes, error) {
 	x, gamma := in[0], in[1]
-	dgamma, err := G.ApplyOp(bnGradGammaOp{fwd: op, buf: newBuffer()}, x, y, dy)
+	dgamma, err := G.ApplyOp(bnGradGammaOp{fwd: op, buf: newBuffer()}, x, dy)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +192,7 @@ func (op *bnOp) SymDiff(in G.Nodes, y, dy *G.Node) (G.Nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	dx, err := G.ApplyOp(bnGradInputOp{fwd: op, buf: newBuffer()}, x, gamma, dy, dgamma, dbeta)
+	dx, err := G.ApplyOp(bnGradInputOp{opInPlace: inPlaceOf(2, dy), fwd: op, buf: newBuffer()}, x, gamma, dy, dgamma, dbeta)
 	if err != nil {
 		return nil, err
 	}
@@ -270,18 +273,22 @@ func bnForward[T float](y, x, gamma, beta []T, mean, invstd []float64, n, c, hw 
 }
 
 // bnGradGammaOp is dγ = Σ dy·x̂ per channel, with x̂ = (x − mean)·invstd as
-// its forward op computed; inputs (x, y, dy). y is only read to order the op
-// after the forward op.
+// its forward op computed; inputs (x, dy). It takes no ordering input: dy is
+// computed from the forward op's output in any graph with a real loss, and
+// a graph that would run it first fails at its first run (fwd.ran), since a
+// TapeMachine's order never changes. An ordering input (the forward output)
+// would keep the BatchNorm's output alive until the backward pass and stop
+// the ReLU after it from overwriting it.
 type bnGradGammaOp struct {
 	opBase
 	fwd *bnOp
 	buf *ownBuffer
 }
 
-func (bnGradGammaOp) Arity() int { return 3 }
+func (bnGradGammaOp) Arity() int { return 2 }
 func (bnGradGammaOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
-	return hm.NewFnType(tensorType(4), tensorType(4), tensorType(4), G.TensorType{Dims: 1, Of: a})
+	return hm.NewFnType(tensorType(4), tensorType(4), G.TensorType{Dims: 1, Of: a})
 }
 func (bnGradGammaOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{in[0].(tensor.Shape)[1]}, nil
@@ -298,7 +305,10 @@ func (op bnGradGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	if err != nil {
 		return nil, err
 	}
-	x, dy := ts[0], ts[2]
+	if !op.fwd.ran {
+		return nil, fmt.Errorf("layers: BatchNorm2dGradGamma: the forward BatchNorm2d has not run; run the whole graph")
+	}
+	x, dy := ts[0], ts[1]
 	s := x.Shape()
 	n, c, hw := s[0], s[1], s[2]*s[3]
 	dg := op.buf.output(prealloc, x.Dtype(), tensor.Shape{c})
@@ -377,9 +387,10 @@ func bnGradBeta[T float](db, dy []T, n, c, hw int) {
 // bnGradInputOp is dx; inputs (x, γ, dy, dγ, dβ). In training mode, with M =
 // N·H·W values per channel, dx = γ·invstd·(dy − dβ/M − x̂·dγ/M); in
 // evaluation mode dx = dy·γ·invstd (dγ and dβ are then only read to order
-// the op after the forward op).
+// the op after the forward op). It writes dx over dy where dy is dead after
+// it (see inPlaceOK).
 type bnGradInputOp struct {
-	opBase
+	opInPlace
 	fwd *bnOp
 	buf *ownBuffer
 }

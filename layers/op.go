@@ -21,6 +21,41 @@ func (opBase) ReturnsPtr() bool     { return false }
 func (opBase) CallsExtern() bool    { return false }
 func (opBase) OverwritesInput() int { return -1 }
 
+// layersOp marks the ops of this package (see inPlaceOK).
+func (opBase) layersOp() {}
+
+// inPlaceOK reports whether an op may write its result over x's value. An
+// in-place op says so to Gorgonia (ReturnsPtr, OverwritesInput), whose
+// register allocator then hands it x's register wherever x is dead after it
+// (and a fresh one where x is still needed: a gradient reads it, a Read
+// copies it later), and UsePreallocDo receives x itself as prealloc. Only
+// the output of another op of this package qualifies: its value is that
+// op's own buffer, never a caller's bound tensor, a constant or a view of
+// one, which the next run would read back overwritten.
+func inPlaceOK(x *G.Node) bool {
+	_, ok := x.Op().(interface{ layersOp() })
+	return ok
+}
+
+// opInPlace is opBase for an op that may overwrite one of its inputs (see
+// inPlaceOK). Its zero value overwrites nothing.
+type opInPlace struct {
+	opBase
+	over int // the index of the input it may overwrite, plus one; 0: none
+}
+
+// inPlaceOf returns the opInPlace of an op that overwrites input i, the
+// node x, when inPlaceOK allows it, and one that overwrites nothing else.
+func inPlaceOf(i int, x *G.Node) opInPlace {
+	if inPlaceOK(x) {
+		return opInPlace{over: i + 1}
+	}
+	return opInPlace{}
+}
+
+func (o opInPlace) ReturnsPtr() bool     { return o.over > 0 }
+func (o opInPlace) OverwritesInput() int { return o.over - 1 }
+
 // tensorType is the Gorgonia type of a dims-dimensional tensor of element
 // type variable a.
 func tensorType(dims int) hm.Type {

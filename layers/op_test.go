@@ -144,3 +144,69 @@ func TestOwnBufferOutput(t *testing.T) {
 		t.Errorf("nil buffer: two calls returned one tensor, want fresh ones")
 	}
 }
+
+// TestInPlace checks where ops write over their input: a ReLU after a
+// training BatchNorm shares its buffer (nothing else reads the BatchNorm's
+// output), but never when the BatchNorm's output is also read out, and a
+// ReLU straight on a caller's tensor never writes into it.
+func TestInPlace(t *testing.T) {
+	neg := func(seed uint64) *tensor.Dense {
+		x := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(2, 3, 4, 4))
+		r := rand.New(rand.NewPCG(seed, 9))
+		for i := range data[float32](x) {
+			data[float32](x)[i] = float32(r.NormFloat64())
+		}
+		return x
+	}
+	for _, tc := range []struct {
+		name        string
+		readBN      bool // copy the BatchNorm's output out
+		onInput     bool // ReLU straight on the input
+		wantInPlace bool
+	}{
+		{name: "bn-relu", wantInPlace: true},
+		{name: "bn-relu, bn read", readBN: true},
+		{name: "relu on input", onInput: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := G.NewGraph()
+			xv := neg(1)
+			orig := slices.Clone(data[float32](xv))
+			x := G.NodeFromAny(g, xv, G.WithName("x"))
+			gamma := G.NewTensor(g, tensor.Float32, 1, G.WithShape(3), G.WithName("gamma"), G.WithInit(G.Ones()))
+			beta := G.NewTensor(g, tensor.Float32, 1, G.WithShape(3), G.WithName("beta"), G.WithInit(G.Zeroes()))
+			pre := x
+			if !tc.onInput {
+				pre = G.Must(BatchNorm2d(x, gamma, beta, NewBNStats(tensor.Float32, 3), true))
+			}
+			y := G.Must(ReLU(pre))
+			var bnCopy, yCopy G.Value
+			if tc.readBN {
+				G.Read(pre, &bnCopy)
+			}
+			G.Read(y, &yCopy)
+			m := G.NewTapeMachine(g)
+			defer m.Close()
+			for run := range 2 {
+				m.Reset()
+				if err := m.RunAll(); err != nil {
+					t.Fatalf("run %d: %v", run, err)
+				}
+			}
+			if got := pre.Value().Uintptr() == y.Value().Uintptr(); got != tc.wantInPlace {
+				t.Errorf("ReLU shares its input's buffer: %t, want %t", got, tc.wantInPlace)
+			}
+			if !slices.Equal(data[float32](xv), orig) {
+				t.Errorf("the caller's input tensor was overwritten")
+			}
+			if tc.readBN && !slices.ContainsFunc(data[float32](bnCopy.(*tensor.Dense)), func(v float32) bool { return v < 0 }) {
+				t.Errorf("the BatchNorm output read out has no negative value: the ReLU overwrote it first")
+			}
+			for i, v := range data[float32](yCopy.(*tensor.Dense)) {
+				if v < 0 {
+					t.Fatalf("ReLU output %d is %g < 0", i, v)
+				}
+			}
+		})
+	}
+}

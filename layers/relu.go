@@ -13,12 +13,13 @@ import (
 // ReLU returns max(x, 0) elementwise; x has any shape. As in PyTorch, the
 // gradient at exactly 0 is 0.
 func ReLU(x *G.Node) (*G.Node, error) {
-	return G.ApplyOp(reluOp{buf: newBuffer()}, x)
+	return G.ApplyOp(reluOp{opInPlace: inPlaceOf(0, x), buf: newBuffer()}, x)
 }
 
-// reluOp is y = max(x, 0).
+// reluOp is y = max(x, 0), written over x where x is dead after it (see
+// inPlaceOK): a ReLU after a BatchNorm then takes no memory of its own.
 type reluOp struct {
-	opBase
+	opInPlace
 	buf *ownBuffer
 }
 
@@ -49,7 +50,7 @@ func (op reluOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 }
 
 func (reluOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(reluGradOp{buf: newBuffer()}, output, grad)
+	dx, err := G.ApplyOp(reluGradOp{opInPlace: inPlaceOf(1, grad), buf: newBuffer()}, output, grad)
 	return G.Nodes{dx}, err
 }
 
@@ -63,9 +64,10 @@ func relu[T float](y, x []T) {
 	})
 }
 
-// reluGradOp is dx = dy where y > 0, else 0; inputs (y, dy).
+// reluGradOp is dx = dy where y > 0, else 0; inputs (y, dy). It writes dx
+// over dy where dy is dead after it (see inPlaceOK).
 type reluGradOp struct {
-	opBase
+	opInPlace
 	buf *ownBuffer
 }
 

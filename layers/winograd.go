@@ -203,13 +203,12 @@ func wgInput(v, x []float32, ts []wgTile, c0, c1, cin, h, w, ld, plane int) {
 		vc := v[c*ld:]
 		for k, tl := range ts {
 			xc := x[tl.in+c*hw:][:hw]
-			var d [16]float32
+			var r0, r1, r2, r3 []float32 // the block's 4 rows
 			if tl.y0 >= 0 && tl.x0 >= 0 && tl.y0+4 <= h && tl.x0+4 <= w {
-				for i := range 4 {
-					row := xc[(tl.y0+i)*w+tl.x0:][:4]
-					d[4*i], d[4*i+1], d[4*i+2], d[4*i+3] = row[0], row[1], row[2], row[3]
-				}
+				at := tl.y0*w + tl.x0
+				r0, r1, r2, r3 = xc[at:][:4], xc[at+w:][:4], xc[at+2*w:][:4], xc[at+3*w:][:4]
 			} else {
+				var d [16]float32
 				for i := range 4 {
 					yy := tl.y0 + i
 					if yy < 0 || yy >= h {
@@ -221,23 +220,33 @@ func wgInput(v, x []float32, ts []wgTile, c0, c1, cin, h, w, ld, plane int) {
 						}
 					}
 				}
+				r0, r1, r2, r3 = d[0:4], d[4:8], d[8:12], d[12:16]
 			}
-			// Bᵀ·d (columns), then ·B (rows).
-			var e [16]float32
-			for j := range 4 {
-				d0, d1, d2, d3 := d[j], d[4+j], d[8+j], d[12+j]
-				e[j], e[4+j], e[8+j], e[12+j] = d0-d2, d1+d2, d2-d1, d1-d3
-			}
-			for i := range 4 {
-				e0, e1, e2, e3 := e[4*i], e[4*i+1], e[4*i+2], e[4*i+3]
-				o := 4 * i * plane
-				vc[o+k] = e0 - e2
-				vc[o+plane+k] = e1 + e2
-				vc[o+2*plane+k] = e2 - e1
-				vc[o+3*plane+k] = e1 - e3
-			}
+			// Bᵀ·d: the rows combined, column by column.
+			e00, e10, e20, e30 := wgB(r0[0], r1[0], r2[0], r3[0])
+			e01, e11, e21, e31 := wgB(r0[1], r1[1], r2[1], r3[1])
+			e02, e12, e22, e32 := wgB(r0[2], r1[2], r2[2], r3[2])
+			e03, e13, e23, e33 := wgB(r0[3], r1[3], r2[3], r3[3])
+			// ·B: the columns combined, row by row; ξ = 4i + j.
+			q := vc[k:]
+			q[0], q[plane], q[2*plane], q[3*plane] = wgB(e00, e01, e02, e03)
+			q[4*plane], q[5*plane], q[6*plane], q[7*plane] = wgB(e10, e11, e12, e13)
+			q[8*plane], q[9*plane], q[10*plane], q[11*plane] = wgB(e20, e21, e22, e23)
+			q[12*plane], q[13*plane], q[14*plane], q[15*plane] = wgB(e30, e31, e32, e33)
 		}
 	}
+}
+
+// wgB is Bᵀ·(a, b, c, d): F(2×2, 3×3)'s input transform of one column or
+// row.
+func wgB(a, b, c, d float32) (float32, float32, float32, float32) {
+	return a - c, b + c, c - b, b - d
+}
+
+// wgA is Aᵀ·(a, b, c, d): F(2×2, 3×3)'s output transform of one column or
+// row.
+func wgA(a, b, c, d float32) (float32, float32) {
+	return a + b + c, b - c - d
 }
 
 // wgOutput writes the 2×2 outputs Aᵀ·m·A (+ b) of the tiles ts, output
@@ -253,23 +262,29 @@ func wgOutput(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []floa
 		}
 		mo := m[o*ld:]
 		for k, tl := range ts {
-			// Aᵀ·m: t is 2×4.
-			var t [8]float32
-			for j := range 4 {
-				m0, m1 := mo[j*plane+k], mo[(4+j)*plane+k]
-				m2, m3 := mo[(8+j)*plane+k], mo[(12+j)*plane+k]
-				t[j], t[4+j] = m0+m1+m2, m1-m2-m3
-			}
+			q := mo[k:]
+			// Aᵀ·m: the rows combined, column by column; ξ = 4i + j.
+			t00, t10 := wgA(q[0], q[4*plane], q[8*plane], q[12*plane])
+			t01, t11 := wgA(q[plane], q[5*plane], q[9*plane], q[13*plane])
+			t02, t12 := wgA(q[2*plane], q[6*plane], q[10*plane], q[14*plane])
+			t03, t13 := wgA(q[3*plane], q[7*plane], q[11*plane], q[15*plane])
+			// ·A: the columns combined.
+			y00, y01 := wgA(t00, t01, t02, t03)
+			y10, y11 := wgA(t10, t11, t12, t13)
 			yo := y[tl.out+o*hw:]
 			oy, ox := tl.y0+1, tl.x0+1
-			for i := range 2 {
-				if oy+i >= h {
-					break
-				}
-				r := t[4*i:][:4]
-				yo[i*w] = r[0] + r[1] + r[2] + bias
+			if oy+1 < h && ox+1 < w {
+				yo[0], yo[1], yo[w], yo[w+1] = y00+bias, y01+bias, y10+bias, y11+bias
+				continue
+			}
+			yo[0] = y00 + bias
+			if ox+1 < w {
+				yo[1] = y01 + bias
+			}
+			if oy+1 < h {
+				yo[w] = y10 + bias
 				if ox+1 < w {
-					yo[i*w+1] = r[1] - r[2] - r[3] + bias
+					yo[w+1] = y11 + bias
 				}
 			}
 		}

@@ -97,7 +97,7 @@ func BatchNorm2d(x, gamma, beta *G.Node, stats *BNStats, train bool) (*G.Node, e
 	if m := xs[0] * xs[2] * xs[3]; train && m < 2 {
 		return nil, fmt.Errorf("layers: BatchNorm2d: x %v has %d value per channel; training needs more than 1 (use a larger batch or train=false)", xs, m)
 	}
-	op := &bnOp{opInPlace: inPlaceOf(0, x), stats: stats, train: train, mean: make([]float64, c), invstd: make([]float64, c)}
+	op := &bnOp{opInPlace: inPlaceOf(0, x), stats: stats, train: train, mean: make([]float64, c), invstd: make([]float64, c), sumDy: make([]float64, c)}
 	return G.ApplyOp(op, x, gamma, beta)
 }
 
@@ -111,6 +111,7 @@ type bnOp struct {
 	train        bool
 	mean, invstd []float64 // (C), what the last forward run used
 	ran          bool      // the forward has run at least once
+	sumDy        []float64 // (C), Σ dy per channel, from the last bnGradGammaOp run
 	buf          ownBuffer
 }
 
@@ -188,7 +189,7 @@ func (op *bnOp) SymDiff(in G.Nodes, y, dy *G.Node) (G.Nodes, error) {
 	if err != nil {
 		return nil, err
 	}
-	dbeta, err := G.ApplyOp(bnGradBetaOp{fwd: op, buf: newBuffer()}, dy)
+	dbeta, err := G.ApplyOp(bnGradBetaOp{fwd: op, buf: newBuffer()}, dy, dgamma)
 	if err != nil {
 		return nil, err
 	}
@@ -313,39 +314,46 @@ func (op bnGradGammaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	n, c, hw := s[0], s[1], s[2]*s[3]
 	dg := op.buf.output(prealloc, x.Dtype(), tensor.Shape{c})
 	if x.Dtype() == tensor.Float32 {
-		bnGradGamma(data[float32](dg), data[float32](x), data[float32](dy), op.fwd.mean, op.fwd.invstd, n, c, hw)
+		bnGradGamma(data[float32](dg), data[float32](x), data[float32](dy), op.fwd, n, c, hw)
 	} else {
-		bnGradGamma(data[float64](dg), data[float64](x), data[float64](dy), op.fwd.mean, op.fwd.invstd, n, c, hw)
+		bnGradGamma(data[float64](dg), data[float64](x), data[float64](dy), op.fwd, n, c, hw)
 	}
 	return dg, nil
 }
 
-func bnGradGamma[T float](dg, x, dy []T, mean, invstd []float64, n, c, hw int) {
+// bnGradGamma writes dγ and, in the same pass over dy, fwd.sumDy = Σ dy
+// per channel, which bnGradBetaOp hands out as dβ.
+func bnGradGamma[T float](dg, x, dy []T, fwd *bnOp, n, c, hw int) {
 	bnParallel(c, len(x), func(ch int) {
-		var sum float64
-		mu := mean[ch]
+		var sum, sumDy float64
+		mu := fwd.mean[ch]
 		for i := range n {
 			lo, hi := (i*c+ch)*hw, (i*c+ch+1)*hw
 			dyc := dy[lo:hi]
 			for j, v := range x[lo:hi] {
-				sum += float64(dyc[j]) * (float64(v) - mu)
+				d := float64(dyc[j])
+				sum += d * (float64(v) - mu)
+				sumDy += d
 			}
 		}
-		dg[ch] = T(sum * invstd[ch])
+		dg[ch], fwd.sumDy[ch] = T(sum*fwd.invstd[ch]), sumDy
 	})
 }
 
-// bnGradBetaOp is dβ = Σ dy per channel; input dy.
+// bnGradBetaOp is dβ = Σ dy per channel; inputs (dy, dγ). bnGradGammaOp
+// sums dy in its pass over dy (fwd.sumDy): dγ orders this op after it, and dy
+// gives the shape.
 type bnGradBetaOp struct {
 	opBase
 	fwd *bnOp
 	buf *ownBuffer
 }
 
-func (bnGradBetaOp) Arity() int { return 1 }
+func (bnGradBetaOp) Arity() int { return 2 }
 func (bnGradBetaOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
-	return hm.NewFnType(tensorType(4), G.TensorType{Dims: 1, Of: a})
+	v := G.TensorType{Dims: 1, Of: a}
+	return hm.NewFnType(tensorType(4), v, v)
 }
 func (bnGradBetaOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{in[0].(tensor.Shape)[1]}, nil
@@ -361,27 +369,10 @@ func (op bnGradBetaOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 		return nil, err
 	}
 	dy := ts[0]
-	s := dy.Shape()
-	n, c, hw := s[0], s[1], s[2]*s[3]
+	c := dy.Shape()[1]
 	db := op.buf.output(prealloc, dy.Dtype(), tensor.Shape{c})
-	if dy.Dtype() == tensor.Float32 {
-		bnGradBeta(data[float32](db), data[float32](dy), n, c, hw)
-	} else {
-		bnGradBeta(data[float64](db), data[float64](dy), n, c, hw)
-	}
+	bnStore(db, op.fwd.sumDy)
 	return db, nil
-}
-
-func bnGradBeta[T float](db, dy []T, n, c, hw int) {
-	bnParallel(c, len(dy), func(ch int) {
-		var sum float64
-		for i := range n {
-			for _, v := range dy[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-				sum += float64(v)
-			}
-		}
-		db[ch] = T(sum)
-	})
 }
 
 // bnGradInputOp is dx; inputs (x, γ, dy, dγ, dβ). In training mode, with M =

@@ -85,12 +85,15 @@ func TestParallelKernelsMatchSerial(t *testing.T) {
 		by := make([]float32, len(x))
 		bnForward(by, x, gamma, beta, mean, invstd, n, c, h*w)
 		out["bnForward"] = by
+		fwd := &bnOp{train: true, mean: mean, invstd: invstd, sumDy: make([]float64, c)}
 		dg, db := make([]float32, c), make([]float32, c)
-		bnGradGamma(dg, x, dy, mean, invstd, n, c, h*w)
-		bnGradBeta(db, dy, n, c, h*w)
+		bnGradGamma(dg, x, dy, fwd, n, c, h*w)
+		for i, s := range fwd.sumDy {
+			db[i] = float32(s)
+		}
 		out["bnGradGamma"], out["bnGradBeta"] = dg, db
 		bdx := make([]float32, len(x))
-		bnGradInput(bdx, x, gamma, dy, dg, db, &bnOp{train: true, mean: mean, invstd: invstd}, n, c, h*w)
+		bnGradInput(bdx, x, gamma, dy, dg, db, fwd, n, c, h*w)
 		out["bnGradInput"] = bdx
 		out["moments"] = []float32{float32(mean[0]), float32(variance[c-1])}
 
@@ -177,6 +180,37 @@ func TestReLUGradMask(t *testing.T) {
 		}
 		if dx32[i] != want || math.Signbit(float64(dx32[i])) {
 			t.Errorf("float32: y = %g, dy = %g: got dx = %g, want %g", y, dy32[i], dx32[i], want)
+		}
+	}
+}
+
+// TestMaxPool2x2MatchesPlane checks the 2×2 stride-2 float32 path against
+// the general one, values and argmax bit for bit, on planes full of ties,
+// signed zeros, infinities and NaNs, with odd sizes (floor mode).
+func TestMaxPool2x2MatchesPlane(t *testing.T) {
+	nan := float32(math.NaN())
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, float32(math.Inf(1)), float32(math.Inf(-1)), nan, 2, 2, -3}
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, hw := range [][2]int{{2, 2}, {4, 6}, {5, 7}, {9, 3}, {32, 32}} {
+		g := poolGeom{n: 1, c: 1, h: hw[0], w: hw[1], k: 2, s: 2}
+		g.oh, g.ow = (g.h-2)/2+1, (g.w-2)/2+1
+		for trial := range 50 {
+			x := make([]float32, g.h*g.w)
+			for i := range x {
+				x[i] = special[r.IntN(len(special))]
+				if trial%2 == 0 && r.IntN(4) > 0 {
+					x[i] = float32(r.NormFloat64())
+				}
+			}
+			gotY, wantY := make([]float32, g.oh*g.ow), make([]float32, g.oh*g.ow)
+			gotA, wantA := make([]int32, g.oh*g.ow), make([]int32, g.oh*g.ow)
+			maxPool2x2F32(g, gotY, gotA, x)
+			maxPoolPlane(g, wantY, wantA, x)
+			for i := range gotY {
+				if math.Float32bits(gotY[i]) != math.Float32bits(wantY[i]) || gotA[i] != wantA[i] {
+					t.Fatalf("%d×%d, output %d: got %g at %d, want %g at %d (input %v)", g.h, g.w, i, gotY[i], gotA[i], wantY[i], wantA[i], x)
+				}
+			}
 		}
 	}
 }

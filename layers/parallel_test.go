@@ -124,6 +124,7 @@ func BenchmarkNonGEMM(b *testing.B) {
 	}
 	gamma, beta := make([]float32, c), make([]float32, c)
 	mean, variance := make([]float64, c), make([]float64, c)
+	dg, fwd := make([]float32, c), &bnOp{mean: mean, invstd: variance, sumDy: make([]float64, c)}
 	g := poolGeom{n: n, c: c, h: h, w: w, k: 2, s: 2, oh: h / 2, ow: w / 2}
 	arg := make([]int32, n*c*g.oh*g.ow)
 	for _, k := range []struct {
@@ -134,6 +135,7 @@ func BenchmarkNonGEMM(b *testing.B) {
 		{"reluGrad", func() { reluGrad(y, x, dy) }},
 		{"bnMoments", func() { bnMoments(mean, variance, x, n, c, h*w) }},
 		{"bnForward", func() { bnForward(y, x, gamma, beta, mean, variance, n, c, h*w) }},
+		{"bnGradGamma", func() { bnGradGamma(dg, x, dy, fwd, n, c, h*w) }},
 		{"maxPool", func() { maxPool(g, y[:len(arg)], arg, x) }},
 		{"maxPoolGrad", func() { maxPoolGrad(g, y, arg, dy[:len(arg)]) }},
 	} {
@@ -211,6 +213,30 @@ func TestMaxPool2x2MatchesPlane(t *testing.T) {
 					t.Fatalf("%d×%d, output %d: got %g at %d, want %g at %d (input %v)", g.h, g.w, i, gotY[i], gotA[i], wantY[i], wantA[i], x)
 				}
 			}
+		}
+	}
+}
+
+// TestSum4 checks the four-chain sums against plain loops on every length
+// up to two unrolled rounds and a tail.
+func TestSum4(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for n := range 10 {
+		x := make([]float32, n)
+		var sum, sq float64
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+			sum += float64(x[i])
+		}
+		const mu = 0.25
+		for _, v := range x {
+			sq += (float64(v) - mu) * (float64(v) - mu)
+		}
+		if got := sum4(x); math.Abs(got-sum) > 1e-12 {
+			t.Errorf("sum4 of %d values: got %g, want %g", n, got, sum)
+		}
+		if got := sqDev4(x, mu); math.Abs(got-sq) > 1e-12 {
+			t.Errorf("sqDev4 of %d values: got %g, want %g", n, got, sq)
 		}
 	}
 }

@@ -87,7 +87,7 @@ func (op xentOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 }
 
 func (op xentOp) SymDiff(in G.Nodes, _, dout *G.Node) (G.Nodes, error) {
-	dz, err := G.ApplyOp(xentGradOp{smoothing: op.smoothing}, in[0], in[1], dout)
+	dz, err := G.ApplyOp(xentGradOp{smoothing: op.smoothing, buf: newBuffer()}, in[0], in[1], dout)
 	return G.Nodes{dz, nil}, err
 }
 
@@ -143,6 +143,7 @@ func xentForward[T float](z, labels []T, n, k int, eps float64) (float64, error)
 type xentGradOp struct {
 	opBase
 	smoothing float64
+	buf       *ownBuffer
 }
 
 func (xentGradOp) Arity() int { return 3 }
@@ -171,7 +172,7 @@ func (op xentGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	}
 	z, y := ts[0], ts[1]
 	n, k := z.Shape()[0], z.Shape()[1]
-	dz := output(prealloc, z.Dtype(), z.Shape())
+	dz := op.buf.output(prealloc, z.Dtype(), z.Shape())
 	if z.Dtype() == tensor.Float32 {
 		err = xentBackward(data[float32](dz), data[float32](z), data[float32](y), n, k, op.smoothing, g)
 	} else {

@@ -12,6 +12,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"github.com/gozoo/gozoo/layers"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -310,9 +311,8 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	return res, nil
 }
 
-// kernels names the compute kernels gozoo's layers use. The layers package
-// does not report its kernels yet, so it is "unknown".
-func kernels() string { return "unknown" }
+// kernels names the compute kernels gozoo's layers use.
+func kernels() string { return layers.Kernels() }
 
 // Combine pools repeated measurements of one configuration and
 // implementation (the rounds of `zoo bench --rounds`): their timed

@@ -203,7 +203,7 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 	y := output(prealloc, ts[0].Dtype(), op.g.yShape())
 	switch {
 	case y.Dtype() == tensor.Float32 && op.g.winograd():
-		winogradConv(op.g, data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts), false)
+		winogradConv(op.g, op.g.wgAlg(), data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts), false)
 	case y.Dtype() == tensor.Float32:
 		convForward(op.g, op.g.group(), data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts))
 	default:
@@ -464,7 +464,7 @@ func (op convGradInputOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Valu
 	dx := output(prealloc, ts[0].Dtype(), op.g.xShape())
 	switch {
 	case dx.Dtype() == tensor.Float32 && op.g.winograd():
-		winogradConv(op.g, data[float32](dx), data[float32](ts[1]), data[float32](ts[0]), nil, true)
+		winogradConv(op.g, op.g.wgAlg(), data[float32](dx), data[float32](ts[1]), data[float32](ts[0]), nil, true)
 	case dx.Dtype() == tensor.Float32:
 		convGradInput(op.g, op.g.group(), data[float32](dx), data[float32](ts[0]), data[float32](ts[1]))
 	default:

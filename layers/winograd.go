@@ -66,23 +66,53 @@ var wgShared struct {
 	wgBufs
 }
 
+// wgF4MinPixels is the feature-map size (H·W) from which F(4×4, 3×3)
+// replaces F(2×2, 3×3) when wgF4On.
+const wgF4MinPixels = 64
+
+// wgF4On puts the convolutions on maps of wgF4MinPixels and more on
+// F(4×4, 3×3): set by ZOO_CONV=f4, read once at start. It is off by
+// default: in a training step it was within the noise of F(2×2) (0–5%
+// fewer cpu-ms; its tile transforms are not yet straight-line code),
+// while its float32 error is ~10× F(2×2)'s (max|diff|/max|ref| 3–5e-6
+// against 1–4e-7), enough to take a whole-model PyTorch fixture past
+// 1e-5 (vgg13_bn_imagenet_train logits, 1.36e-5, with every 3×3
+// convolution on Winograd).
+var wgF4On = os.Getenv("ZOO_CONV") == "f4"
+
+// wgAlg returns the Winograd algorithm of the convolution g: F(2×2, 3×3),
+// or with wgF4On F(4×4, 3×3) on maps of wgF4MinPixels and more.
+func (g convGeom) wgAlg() wgAlg {
+	if wgF4On && g.h*g.w >= wgF4MinPixels {
+		return wgF4
+	}
+	return wgF2
+}
+
 // winogradConv runs the forward pass (grad false) or the input gradient
-// (grad true) of the 3×3 stride-1 padding-1 convolution g on Winograd:
-// forward, y (N, O, H, W) = conv(x (N, C, H, W), w (O, C, 3, 3)) + b (b
-// may be nil); input gradient, y = dx (N, C, H, W) from x = dy (N, O, H, W).
-func winogradConv(g convGeom, y, x, w, b []float32, grad bool) {
+// (grad true) of the 3×3 stride-1 padding-1 convolution g on the Winograd
+// algorithm alg: forward, y (N, O, H, W) = conv(x (N, C, H, W),
+// w (O, C, 3, 3)) + b (b may be nil); input gradient, y = dx (N, C, H, W)
+// from x = dy (N, O, H, W).
+func winogradConv(g convGeom, alg wgAlg, y, x, w, b []float32, grad bool) {
 	s := new(wgBufs)
 	if wgShared.TryLock() {
 		defer wgShared.Unlock()
 		s = &wgShared.wgBufs
 	}
-	u := wgGrow(&s.u, 16*g.o*g.c)
-	wgFilter(u, w, g.o, g.c)
+	var perm []int
+	u := wgGrow(&s.u, alg.planes*g.o*g.c)
+	if alg.m == 2 {
+		wgFilter(u, w, g.o, g.c)
+		perm = wgSigma[:]
+	} else {
+		wgFilter4(u, w, g.o, g.c, grad)
+	}
 	if grad {
-		wgConv(s, g.n, g.o, g.c, g.h, g.w, y, x, u, nil, true)
+		wgConv(s, alg, g.n, g.o, g.c, g.h, g.w, y, x, u, nil, true, perm)
 		return
 	}
-	wgConv(s, g.n, g.c, g.o, g.h, g.w, y, x, u, b, false)
+	wgConv(s, alg, g.n, g.c, g.o, g.h, g.w, y, x, u, b, false, nil)
 }
 
 // wgFilter writes the 16 transformed filter matrices U[ξ] = (G·g·Gᵀ)[ξ]
@@ -123,7 +153,7 @@ func wg3(a, b, c float32) (float32, float32, float32, float32) {
 }
 
 // wgSigma is σ of wgFilter: ξ = 4i + j ↦ 4σ(i) + σ(j), σ swapping 0 and 3.
-var wgSigma = [16]int{15, 13, 14, 12, 7, 5, 6, 4, 11, 9, 10, 8, 3, 1, 2, 0}
+var wgSigma = [...]int{15, 13, 14, 12, 7, 5, 6, 4, 11, 9, 10, 8, 3, 1, 2, 0}
 
 // wgTile locates one 2×2 output tile: the offset of its image in the
 // input, the top-left corner (y0, x0) of its 4×4 input block (one above and
@@ -132,26 +162,42 @@ type wgTile struct {
 	in, y0, x0, out int
 }
 
-// wgConv computes y = conv3×3(x) + b (b may be nil) with Winograd
-// F(2×2, 3×3), stride 1 and padding 1, from the transformed filters u
-// (16, cout, cin) (wgFilter). x is (n, cin, h, w), y is (n, cout, h, w).
-// With grad it computes the input gradient instead: u is that of the
-// forward convolution, (16, cin, cout), x is its output gradient and y its
-// input gradient (b nil). V and M live in s.
+// wgAlg is one Winograd algorithm F(m×m, 3×3): its output tile side, its
+// number of transform planes (m+2)², and its tile transforms.
+type wgAlg struct {
+	m, planes int
+	input     func(v, x []float32, ts []wgTile, c0, c1, cin, h, w, ld, plane int)
+	output    func(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32)
+}
+
+var (
+	wgF2 = wgAlg{m: 2, planes: 16, input: wgInput, output: wgOutput}
+	wgF4 = wgAlg{m: 4, planes: 36, input: wgInput4, output: wgOutput4}
+)
+
+// wgConv computes y = conv3×3(x) + b (b may be nil) with the Winograd
+// algorithm alg, stride 1 and padding 1, from the transformed filters u
+// (planes, cout, cin). x is (n, cin, h, w), y is (n, cout, h, w). With
+// grad it computes the input gradient instead: u holds (planes, cin, cout)
+// matrices, read transposed, the one of plane ξ at perm[ξ] (ξ itself when
+// perm is nil); x is the forward output gradient, y the input gradient (b
+// nil). V and M live in s.
+//
 // Tiles are processed in blocks of up to wgBlock, each in three phases
-// spread over the CPUs: the input transform V (16, cin, tiles) split by
-// input channel, the 16 GEMMs M[ξ] = U[ξ]·V[ξ] (cout, tiles) split by ξ,
+// spread over the CPUs: the input transform V (planes, cin, tiles) split
+// by input channel, the GEMMs M[ξ] = U[ξ]·V[ξ] (cout, tiles) split by ξ,
 // and the output transform split by output channel.
-func wgConv(s *wgBufs, n, cin, cout, h, w int, y, x, u, b []float32, grad bool) {
-	th, tw := (h+1)/2, (w+1)/2
+func wgConv(s *wgBufs, alg wgAlg, n, cin, cout, h, w int, y, x, u, b []float32, grad bool, perm []int) {
+	mt, np := alg.m, alg.planes
+	th, tw := (h+mt-1)/mt, (w+mt-1)/mt
 	tiles := n * th * tw
-	blocks := (tiles + wgBlock(cin, cout) - 1) / wgBlock(cin, cout)
+	blocks := (tiles + wgBlock(cin, cout, np) - 1) / wgBlock(cin, cout, np)
 	tb := (tiles + blocks - 1) / blocks
-	// The 16 planes of V and of M are written (read) side by side: pad
-	// their stride by 64 bytes so that they do not all map to the same L1
-	// cache sets.
+	// The planes of V and of M are written (read) side by side: pad their
+	// stride by 64 bytes so that they do not all map to the same L1 cache
+	// sets.
 	vp, mp := cin*tb+16, cout*tb+16
-	v, m := wgGrow(&s.v, 16*vp), wgGrow(&s.m, 16*mp)
+	v, m := wgGrow(&s.v, np*vp), wgGrow(&s.m, np*mp)
 	ts := make([]wgTile, tb)
 	for t0 := 0; t0 < tiles; t0 += tb {
 		cnt := min(tb, tiles-t0)
@@ -159,28 +205,32 @@ func wgConv(s *wgBufs, n, cin, cout, h, w int, y, x, u, b []float32, grad bool) 
 			t := t0 + k
 			img, r := t/(th*tw), t%(th*tw)
 			ty, tx := r/tw, r%tw
-			ts[k] = wgTile{in: img * cin * h * w, y0: 2*ty - 1, x0: 2*tx - 1, out: img*cout*h*w + 2*ty*w + 2*tx}
+			ts[k] = wgTile{in: img * cin * h * w, y0: mt*ty - 1, x0: mt*tx - 1, out: img*cout*h*w + mt*ty*w + mt*tx}
 		}
-		wgSplit(cin, cin*cnt, func(lo, hi int) { wgInput(v, x, ts[:cnt], lo, hi, cin, h, w, tb, vp) })
-		wgSplit(16, cout*cin*cnt, func(lo, hi int) {
+		wgSplit(cin, cin*cnt, func(lo, hi int) { alg.input(v, x, ts[:cnt], lo, hi, cin, h, w, tb, vp) })
+		wgSplit(np, cout*cin*cnt, func(lo, hi int) {
 			for xi := lo; xi < hi; xi++ {
 				ui, lda := xi, cin
 				if grad {
-					ui, lda = wgSigma[xi], cout
+					lda = cout
+					if perm != nil {
+						ui = perm[xi]
+					}
 				}
 				sgemm.SgemmSerial(grad, false, cout, cnt, cin, 1, u[ui*cout*cin:][:cout*cin], lda,
 					v[xi*vp:][:cin*tb], tb, 0, m[xi*mp:][:cout*tb], tb)
 			}
 		})
-		wgSplit(cout, cout*cnt, func(lo, hi int) { wgOutput(y, m, ts[:cnt], lo, hi, h, w, tb, mp, b) })
+		wgSplit(cout, cout*cnt, func(lo, hi int) { alg.output(y, m, ts[:cnt], lo, hi, h, w, tb, mp, b) })
 	}
 }
 
 // wgBlock is the number of tiles processed at once: V and M then take
-// 16·(cin+cout)·tiles floats, about 4 MiB, or 8 MiB with 512 channels in
-// and out. Under 128 tiles the input gradient's GEMMs, which read U
-// transposed in place, were a third slower (4×4 maps, 512 channels).
-func wgBlock(cin, cout int) int { return max(128, (1<<16)/(cin+cout)) }
+// planes·(cin+cout)·tiles floats, about 4 MiB, or 8–18 MiB with 512
+// channels in and out. Under 128 tiles the input gradient's GEMMs, which
+// read U transposed in place, were a third slower (F(2×2), 4×4 maps, 512
+// channels).
+func wgBlock(cin, cout, planes int) int { return max(128, (1<<20)/planes/(cin+cout)) }
 
 // wgParallelMin is the work under which a phase stays on one goroutine.
 const wgParallelMin = 1 << 15
@@ -287,6 +337,125 @@ func wgOutput(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []floa
 				yo[w] = y10 + bias
 				if ox+1 < w {
 					yo[w+1] = y11 + bias
+				}
+			}
+		}
+	}
+}
+
+// wgFilter4 writes F(4×4, 3×3)'s 36 transformed filter matrices
+// U[ξ] = (G·g·Gᵀ)[ξ] into u (36, O, C); w is (O, C, 3, 3). With rotate the
+// filters are rotated by 180° first (for the input gradient, which reads
+// each U[ξ] transposed).
+func wgFilter4(u, w []float32, o, c int, rotate bool) {
+	wgSplit(o, 36*o*c, func(lo, hi int) {
+		buf := make([]float32, 36*c)
+		for r := lo; r < hi; r++ {
+			for q := range c {
+				k := w[(r*c+q)*9:][:9]
+				var g [9]float32
+				for i := range 9 {
+					if rotate {
+						g[i] = k[8-i]
+					} else {
+						g[i] = k[i]
+					}
+				}
+				var t [18]float32 // G·g, 6×3
+				for j := range 3 {
+					t[j], t[3+j], t[6+j], t[9+j], t[12+j], t[15+j] = wgG6(g[j], g[3+j], g[6+j])
+				}
+				b := buf[q:]
+				for i := range 6 {
+					at := 6 * i * c
+					b[at], b[at+c], b[at+2*c], b[at+3*c], b[at+4*c], b[at+5*c] = wgG6(t[3*i], t[3*i+1], t[3*i+2])
+				}
+			}
+			for xi := range 36 {
+				copy(u[(xi*o+r)*c:][:c], buf[xi*c:][:c])
+			}
+		}
+	})
+}
+
+// wgG6 is G·(a, b, c) of F(4×4, 3×3).
+func wgG6(a, b, c float32) (float32, float32, float32, float32, float32, float32) {
+	return a / 4, -(a + b + c) / 6, -(a - b + c) / 6, a/24 + b/12 + c/6, a/24 - b/12 + c/6, c
+}
+
+// wgB6 is Bᵀ·(d0, …, d5) of F(4×4, 3×3).
+func wgB6(d0, d1, d2, d3, d4, d5 float32) (float32, float32, float32, float32, float32, float32) {
+	return 4*d0 - 5*d2 + d4, d3 + d4 - 4*(d1+d2), 4*(d1-d2) - d3 + d4, d4 - d2 - 2*(d1-d3), d4 - d2 + 2*(d1-d3), 4*d1 - 5*d3 + d5
+}
+
+// wgA6 is Aᵀ·(m0, …, m5) of F(4×4, 3×3).
+func wgA6(m0, m1, m2, m3, m4, m5 float32) (float32, float32, float32, float32) {
+	return m0 + m1 + m2 + m3 + m4, m1 - m2 + 2*(m3-m4), m1 + m2 + 4*(m3+m4), m1 - m2 + 8*(m3-m4) + m5
+}
+
+// wgInput4 is wgInput for F(4×4, 3×3): 6×6 input blocks, 36 planes.
+func wgInput4(v, x []float32, ts []wgTile, c0, c1, cin, h, w, ld, plane int) {
+	hw := h * w
+	for c := c0; c < c1; c++ {
+		vc := v[c*ld:]
+		for k, tl := range ts {
+			xc := x[tl.in+c*hw:][:hw]
+			var d [36]float32
+			if tl.y0 >= 0 && tl.x0 >= 0 && tl.y0+6 <= h && tl.x0+6 <= w {
+				for i := range 6 {
+					copy(d[6*i:6*i+6], xc[(tl.y0+i)*w+tl.x0:])
+				}
+			} else {
+				for i := range 6 {
+					yy := tl.y0 + i
+					if yy < 0 || yy >= h {
+						continue
+					}
+					for j := range 6 {
+						if xx := tl.x0 + j; xx >= 0 && xx < w {
+							d[6*i+j] = xc[yy*w+xx]
+						}
+					}
+				}
+			}
+			var e [36]float32 // Bᵀ·d
+			for j := range 6 {
+				e[j], e[6+j], e[12+j], e[18+j], e[24+j], e[30+j] = wgB6(d[j], d[6+j], d[12+j], d[18+j], d[24+j], d[30+j])
+			}
+			q := vc[k:]
+			for i := range 6 {
+				r := e[6*i : 6*i+6]
+				at := 6 * i * plane
+				q[at], q[at+plane], q[at+2*plane], q[at+3*plane], q[at+4*plane], q[at+5*plane] = wgB6(r[0], r[1], r[2], r[3], r[4], r[5])
+			}
+		}
+	}
+}
+
+// wgOutput4 is wgOutput for F(4×4, 3×3): 4×4 output tiles from 36 planes.
+func wgOutput4(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32) {
+	hw := h * w
+	for o := o0; o < o1; o++ {
+		var bias float32
+		if b != nil {
+			bias = b[o]
+		}
+		mo := m[o*ld:]
+		for k, tl := range ts {
+			q := mo[k:]
+			var t [24]float32 // Aᵀ·m, 4×6
+			for j := range 6 {
+				t[j], t[6+j], t[12+j], t[18+j] = wgA6(q[j*plane], q[(6+j)*plane], q[(12+j)*plane], q[(18+j)*plane], q[(24+j)*plane], q[(30+j)*plane])
+			}
+			yo := y[tl.out+o*hw:]
+			oy, ox := tl.y0+1, tl.x0+1
+			rows, cols := min(4, h-oy), min(4, w-ox)
+			for i := range rows {
+				r := t[6*i : 6*i+6]
+				var z [4]float32
+				z[0], z[1], z[2], z[3] = wgA6(r[0], r[1], r[2], r[3], r[4], r[5])
+				for j := range cols {
+					yo[i*w+j] = z[j] + bias
 				}
 			}
 		}

@@ -39,10 +39,10 @@ func wgRelErr(got []float32, want []float64) float64 {
 }
 
 // TestWinograd checks the Winograd forward pass (with and without a bias)
-// and input gradient against the float64 direct path within 1e-4 of the
-// result's largest element, and reports the float32 direct path's error
-// beside it. The shapes run one after another on the shared scratch
-// buffers, larger and smaller in turn.
+// and input gradient, F(2×2, 3×3) and F(4×4, 3×3), against the float64
+// direct path within 1e-4 of the result's largest element, and reports
+// the float32 direct path's error beside it. The shapes run one after
+// another on the shared scratch buffers, larger and smaller in turn.
 func TestWinograd(t *testing.T) {
 	const tol = 1e-4
 	for _, c := range wgCases {
@@ -50,63 +50,41 @@ func TestWinograd(t *testing.T) {
 		x, w := randDense(1, g.n, g.c, g.h, g.w), randDense(2, g.o, g.c, 3, 3)
 		b, dy := randDense(3, g.o), randDense(4, g.n, g.o, g.h, g.w)
 		x32, w32, b32, dy32 := data[float32](toFloat32(x)), data[float32](toFloat32(w)), data[float32](toFloat32(b)), data[float32](toFloat32(dy))
-		for _, bias := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%v/bias=%t", g, bias), func(t *testing.T) {
-				var b64 []float64
-				var bw []float32
-				if bias {
-					b64, bw = data[float64](b), b32
-				}
-				want := make([]float64, g.n*g.o*g.h*g.w)
-				convForward(g, 1, want, data[float64](x), data[float64](w), b64)
-				got := wgNaN(len(want))
-				winogradConv(g, got, x32, w32, bw, false)
-				direct := make([]float32, len(want))
-				convForward(g, g.group(), direct, x32, w32, bw)
-				e, ed := wgRelErr(got, want), wgRelErr(direct, want)
+		wantDX := make([]float64, g.n*g.c*g.h*g.w)
+		convGradInput(g, 1, wantDX, data[float64](w), data[float64](dy))
+		directDX := make([]float32, len(wantDX))
+		convGradInput(g, g.group(), directDX, w32, dy32)
+		for _, alg := range []wgAlg{wgF2, wgF4} {
+			name := fmt.Sprintf("%v/F%d", g, alg.m)
+			for _, bias := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/bias=%t", name, bias), func(t *testing.T) {
+					var b64 []float64
+					var bw []float32
+					if bias {
+						b64, bw = data[float64](b), b32
+					}
+					want := make([]float64, g.n*g.o*g.h*g.w)
+					convForward(g, 1, want, data[float64](x), data[float64](w), b64)
+					got := wgNaN(len(want))
+					winogradConv(g, alg, got, x32, w32, bw, false)
+					direct := make([]float32, len(want))
+					convForward(g, g.group(), direct, x32, w32, bw)
+					e, ed := wgRelErr(got, want), wgRelErr(direct, want)
+					if !(e <= tol) {
+						t.Errorf("forward: max|diff|/max|ref| = %.3g, want ≤ %g (direct float32: %.3g)", e, tol, ed)
+					}
+					t.Logf("forward: Winograd %.3g, direct float32 %.3g", e, ed)
+				})
+			}
+			t.Run(name+"/dx", func(t *testing.T) {
+				got := wgNaN(len(wantDX))
+				winogradConv(g, alg, got, dy32, w32, nil, true)
+				e, ed := wgRelErr(got, wantDX), wgRelErr(directDX, wantDX)
 				if !(e <= tol) {
-					t.Errorf("forward: max|diff|/max|ref| = %.3g, want ≤ %g (direct float32: %.3g)", e, tol, ed)
+					t.Errorf("input gradient: max|diff|/max|ref| = %.3g, want ≤ %g (direct float32: %.3g)", e, tol, ed)
 				}
-				t.Logf("forward: Winograd %.3g, direct float32 %.3g", e, ed)
+				t.Logf("input gradient: Winograd %.3g, direct float32 %.3g", e, ed)
 			})
-		}
-		t.Run(fmt.Sprintf("%v/dx", g), func(t *testing.T) {
-			want := make([]float64, g.n*g.c*g.h*g.w)
-			convGradInput(g, 1, want, data[float64](w), data[float64](dy))
-			got := wgNaN(len(want))
-			winogradConv(g, got, dy32, w32, nil, true)
-			direct := make([]float32, len(want))
-			convGradInput(g, g.group(), direct, w32, dy32)
-			e, ed := wgRelErr(got, want), wgRelErr(direct, want)
-			if !(e <= tol) {
-				t.Errorf("input gradient: max|diff|/max|ref| = %.3g, want ≤ %g (direct float32: %.3g)", e, tol, ed)
-			}
-			t.Logf("input gradient: Winograd %.3g, direct float32 %.3g", e, ed)
-		})
-	}
-}
-
-// TestWinogradConcurrent runs two Winograd convolutions at once (one on
-// the shared scratch, the other on its own) and checks both against a run
-// alone.
-func TestWinogradConcurrent(t *testing.T) {
-	g := convGeom{n: 2, c: 20, h: 9, w: 10, o: 18, kh: 3, kw: 3, stride: 1, pad: 1, oh: 9, ow: 10}
-	x := data[float32](toFloat32(randDense(1, g.n, g.c, g.h, g.w)))
-	w := data[float32](toFloat32(randDense(2, g.o, g.c, 3, 3)))
-	want := make([]float32, g.n*g.o*g.h*g.w)
-	winogradConv(g, want, x, w, nil, false)
-	got := [4][]float32{}
-	var wg sync.WaitGroup
-	for i := range got {
-		got[i] = wgNaN(len(want))
-		wg.Go(func() { winogradConv(g, got[i], x, w, nil, false) })
-	}
-	wg.Wait()
-	for i := range got {
-		for j, v := range want {
-			if got[i][j] != v {
-				t.Fatalf("run %d: y[%d] = %g, want %g", i, j, got[i][j], v)
-			}
 		}
 	}
 }
@@ -120,7 +98,8 @@ func wgNaN(n int) []float32 {
 	return v
 }
 
-// TestWinogradChosen pins which convolutions run on Winograd.
+// TestWinogradChosen pins which convolutions run on Winograd, and on
+// which algorithm.
 func TestWinogradChosen(t *testing.T) {
 	tests := []struct {
 		name string
@@ -134,9 +113,49 @@ func TestWinogradChosen(t *testing.T) {
 		{"padding 0", convGeom{c: 64, o: 64, h: 32, w: 32, kh: 3, kw: 3, stride: 1, pad: 0}, false},
 		{"1×1 kernel", convGeom{c: 64, o: 64, h: 32, w: 32, kh: 1, kw: 1, stride: 1, pad: 0}, false},
 	}
+	defer func(old bool) { convDirect = old }(convDirect)
+	convDirect = false // whatever ZOO_CONV says
 	for _, tt := range tests {
 		if got := tt.g.winograd(); got != tt.want {
 			t.Errorf("%s: winograd() = %t, want %t", tt.name, got, tt.want)
+		}
+	}
+	defer func(old bool) { wgF4On = old }(wgF4On)
+	for _, on := range []bool{false, true} {
+		wgF4On = on
+		for _, hw := range []int{2, 4, 8, 16, 32} {
+			want := 2
+			if on && hw >= 8 {
+				want = 4
+			}
+			if got := (convGeom{h: hw, w: hw}).wgAlg().m; got != want {
+				t.Errorf("wgF4On %t, %d×%d map: F(%d×%d), want F(%d×%d)", on, hw, hw, got, got, want, want)
+			}
+		}
+	}
+}
+
+// TestWinogradConcurrent runs two Winograd convolutions at once (one on
+// the shared scratch, the other on its own) and checks both against a run
+// alone.
+func TestWinogradConcurrent(t *testing.T) {
+	g := convGeom{n: 2, c: 20, h: 9, w: 10, o: 18, kh: 3, kw: 3, stride: 1, pad: 1, oh: 9, ow: 10}
+	x := data[float32](toFloat32(randDense(1, g.n, g.c, g.h, g.w)))
+	w := data[float32](toFloat32(randDense(2, g.o, g.c, 3, 3)))
+	want := make([]float32, g.n*g.o*g.h*g.w)
+	winogradConv(g, wgF2, want, x, w, nil, false)
+	got := [4][]float32{}
+	var wg sync.WaitGroup
+	for i := range got {
+		got[i] = wgNaN(len(want))
+		wg.Go(func() { winogradConv(g, wgF2, got[i], x, w, nil, false) })
+	}
+	wg.Wait()
+	for i := range got {
+		for j, v := range want {
+			if got[i][j] != v {
+				t.Fatalf("run %d: y[%d] = %g, want %g", i, j, got[i][j], v)
+			}
 		}
 	}
 }
@@ -201,7 +220,7 @@ func BenchmarkConvWinograd(b *testing.B) {
 						convForward(g, g.group(), y, x, w, nil)
 						continue
 					}
-					winogradConv(g, y, x, w, nil, false)
+					winogradConv(g, g.wgAlg(), y, x, w, nil, false)
 				}
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
@@ -211,7 +230,7 @@ func BenchmarkConvWinograd(b *testing.B) {
 						convGradInput(g, g.group(), x, w, y)
 						continue
 					}
-					winogradConv(g, x, y, w, nil, true)
+					winogradConv(g, g.wgAlg(), x, y, w, nil, true)
 				}
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})

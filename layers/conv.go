@@ -25,7 +25,8 @@ import (
 // with stride 1 and padding 1 and at least 16 input and output channels
 // (all of VGG's but the first) run their forward pass and input gradient
 // on Winograd F(2×2, 3×3) instead (winograd.go); ZOO_CONV=direct in the
-// environment at start forces im2col and GEMM for every convolution.
+// environment at start forces im2col and GEMM for every convolution, and
+// ZOO_CONV=f4 puts maps of 8×8 and more on F(4×4, 3×3).
 func Conv2d(x, w, b *G.Node, stride, padding int) (*G.Node, error) {
 	g, err := convGeometry(x, w, b, stride, padding)
 	if err != nil {

@@ -16,10 +16,16 @@ import (
 )
 
 // Main runs the zoo command line with args and returns the exit status:
-// 0, 1 on an error (printed to stderr), 2 on a usage error.
+// 0, 1 on an error (printed to stderr), 2 on a usage error, 130 when
+// SIGINT or SIGTERM stopped a command that saves its work first (zoo train).
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	return mainContext(ctx, args, stdout, stderr)
+}
+
+// mainContext is Main under a context whose cancellation stands for a signal.
+func mainContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRoot(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {

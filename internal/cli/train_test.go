@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gozoo/gozoo/train"
 )
@@ -155,6 +156,32 @@ func TestTrainNeverOverwritesARun(t *testing.T) {
 	dir, err := freshRunDir(out, true)
 	if err != nil || dir != out+"-2" {
 		t.Errorf("freshRunDir(default that holds a run) = %q, %v; want %s-2", dir, err, out)
+	}
+}
+
+// TestTrainInterruptSavesAndResumes: a signal (the cancelled context Main
+// makes of SIGINT and SIGTERM) in the middle of zoo train saves a
+// checkpoint, exits with status 130, and --resume finishes the run.
+func TestTrainInterruptSavesAndResumes(t *testing.T) {
+	data := writeCIFAR(t, 1600, 20) // 100 steps: far longer than the 300 ms before the signal
+	out := filepath.Join(t.TempDir(), "run")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		// Cancel once the run has taken a few steps (its progress shows in the
+		// folder only at the first checkpoint, so wait a moment instead).
+		time.Sleep(300 * time.Millisecond)
+		cancel()
+	}()
+	var stdout, stderr bytes.Buffer
+	code := mainContext(ctx, append(tinyTrainArgs(data, out), "--epochs", "1", "--no-tensorboard"), &stdout, &stderr)
+	if code != 130 || !strings.Contains(stderr.String(), "checkpoint saved") || !strings.Contains(stderr.String(), "--resume") {
+		t.Fatalf("interrupted zoo train: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	if _, err := train.LoadCheckpoint(out); err != nil {
+		t.Fatalf("the interrupt's checkpoint: %v", err)
+	}
+	if o, e, code := run(t, "train", "--resume", out, "--quiet"); code != 0 || !strings.Contains(o, "epoch 1/1") {
+		t.Errorf("resume after the interrupt: exit %d\n%s\n%s", code, o, e)
 	}
 }
 

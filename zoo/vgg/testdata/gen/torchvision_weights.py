@@ -37,7 +37,6 @@ exact value a loader must produce.
 """
 import hashlib
 import json
-import math
 import os
 import struct
 import sys
@@ -46,10 +45,11 @@ import torch
 import torch.nn as nn
 from torchvision.models.vgg import VGG, cfgs, make_layers
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vgg import DTYPES, MODELS, randomise, save, scale  # noqa: E402
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torchvision")
-DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64", torch.int64: "I64"}
 TORCH_DTYPES = {v: k for k, v in DTYPES.items()}
-CONFIGS = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
 
 # name: (model, width, classes)
 FIXTURES = {
@@ -59,14 +59,10 @@ FIXTURES = {
 COPIES = {"": None, "_f16": torch.float16, "_bf16": torch.bfloat16}
 
 
-def scale(c, width):
-    return max(1, math.floor(c * width + 0.5))
-
-
 def build(model, width, classes):
     """torchvision's VGG at a reduced width, names as vgg11_bn(num_classes)."""
     base, bn = model.removesuffix("_bn"), model.endswith("_bn")
-    cfg = [v if v == "M" else scale(v, width) for v in cfgs[CONFIGS[base]]]
+    cfg = [v if v == "M" else scale(v, width) for v in cfgs[MODELS[base]]]
     m = VGG(make_layers(cfg, batch_norm=bn), num_classes=classes, init_weights=False)
     hidden = scale(4096, width)
     m.classifier = nn.Sequential(
@@ -81,36 +77,12 @@ def seeded(name):
     model, width, classes = FIXTURES[name]
     torch.manual_seed(sorted(FIXTURES).index(name) + 1)
     m = build(model, width, classes)
+    randomise(m, tracked=7)
     with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
-                nn.init.normal_(mod.bias, 0.0, 0.1)
-            elif isinstance(mod, nn.BatchNorm2d):
-                nn.init.normal_(mod.weight, 1.0, 0.2)
-                nn.init.normal_(mod.bias, 0.0, 0.2)
-                mod.running_mean.normal_(0.0, 0.2)
-                mod.running_var.uniform_(0.5, 1.5)
-                mod.num_batches_tracked.fill_(7)
         b = m.features[0].bias
         b[0], b[-1] = -0.0, 1e-40
         m.classifier[0].bias[0] = 3e-6
     return m.eval()
-
-
-def save(path, tensors, meta):
-    header = {"__metadata__": meta}
-    chunks, offset = [], 0
-    for key in sorted(tensors):
-        t = tensors[key].detach().contiguous()
-        raw = t.view(torch.int16).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes()
-        header[key] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
-        chunks.append(raw)
-        offset += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
 
 
 def load(path):

@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torchvision.models.vgg import cfgs, make_layers
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity")
-DTYPES = {torch.float32: "F32", torch.int64: "I64"}
+DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64", torch.int64: "I64"}
 MODELS = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}
 
 # name, model, width, head, mode
@@ -101,20 +101,22 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def randomise(m):
+def randomise(m, tracked=3):
     """Seeded random weights that keep activations of unit scale in depth:
     Kaiming-normal (fan_in) weights, small random biases, BatchNorm gamma
-    around 1, beta around 0, random running statistics, 3 batches tracked."""
-    for mod in m.modules():
-        if isinstance(mod, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
-            nn.init.normal_(mod.bias, 0.0, 0.1)
-        elif isinstance(mod, nn.BatchNorm2d):
-            nn.init.normal_(mod.weight, 1.0, 0.2)
-            nn.init.normal_(mod.bias, 0.0, 0.2)
-            mod.running_mean.normal_(0.0, 0.2)
-            mod.running_var.uniform_(0.5, 1.5)
-            mod.num_batches_tracked.fill_(3)
+    around 1, beta around 0, random running statistics, `tracked` batches
+    tracked."""
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+                nn.init.normal_(mod.bias, 0.0, 0.1)
+            elif isinstance(mod, nn.BatchNorm2d):
+                nn.init.normal_(mod.weight, 1.0, 0.2)
+                nn.init.normal_(mod.bias, 0.0, 0.2)
+                mod.running_mean.normal_(0.0, 0.2)
+                mod.running_var.uniform_(0.5, 1.5)
+                mod.num_batches_tracked.fill_(tracked)
 
 
 def step(model, x, labels, train):
@@ -131,11 +133,14 @@ def step(model, x, labels, train):
 
 
 def save(path, tensors, meta):
+    """Writes tensors (F32, F16, BF16, F64 or I64) and string metadata as
+    safetensors, keys sorted (there is no safetensors package for Debian's
+    Python)."""
     header = {"__metadata__": {k: str(v) for k, v in meta.items()}}
     chunks, offset = [], 0
     for key in sorted(tensors):
         t = tensors[key].detach().contiguous()
-        raw = t.numpy().tobytes()
+        raw = t.view(torch.int16).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes()
         header[key] = {"dtype": DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
         chunks.append(raw)
         offset += len(raw)

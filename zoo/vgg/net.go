@@ -13,11 +13,12 @@ import (
 // one training graph and one evaluation graph per batch size it meets, all
 // sharing the model's tensors.
 type Net struct {
-	Model *Model
-	opts  NetOptions
-	train map[int]*Graph
-	eval  map[int]*Graph
-	last  *Graph // the last training graph run
+	Model  *Model
+	opts   NetOptions
+	frozen []string // the parameter names opts.Freeze matches, in model order
+	train  map[int]*Graph
+	eval   map[int]*Graph
+	last   *Graph // the last training graph run
 }
 
 // NetOptions configure a Net.
@@ -33,30 +34,24 @@ var _ train.Net = (*Net)(nil)
 // NewNet returns the model as a train.Net.
 func (m *Model) NewNet(o NetOptions) (*Net, error) {
 	matched := make([]bool, len(o.Freeze))
+	var frozen []string
 	for _, p := range m.params {
+		hit := false
 		for i, f := range o.Freeze {
 			if strings.HasPrefix(p.Name, f) {
-				matched[i] = true
+				matched[i], hit = true, true
 			}
+		}
+		if hit {
+			frozen = append(frozen, p.Name)
 		}
 	}
 	for i, f := range o.Freeze {
 		if !matched[i] {
-			return nil, fmt.Errorf("vgg: freeze %q matches no parameter of %s", f, m.Name)
+			return nil, fmt.Errorf("vgg: freeze %q matches no parameter of %s: give state_dict names or prefixes such as \"features.\" or \"classifier.6.\"", f, m.Name)
 		}
 	}
-	return &Net{Model: m, opts: o, train: map[int]*Graph{}, eval: map[int]*Graph{}}, nil
-}
-
-// frozen lists the parameter names the Freeze entries match.
-func (n *Net) frozen() []string {
-	var out []string
-	for _, p := range n.Model.params {
-		if slices.ContainsFunc(n.opts.Freeze, func(f string) bool { return strings.HasPrefix(p.Name, f) }) {
-			out = append(out, p.Name)
-		}
-	}
-	return out
+	return &Net{Model: m, opts: o, frozen: frozen, train: map[int]*Graph{}, eval: map[int]*Graph{}}, nil
 }
 
 func (n *Net) graph(batch int, training bool) (*Graph, error) {
@@ -67,7 +62,7 @@ func (n *Net) graph(batch int, training bool) (*Graph, error) {
 	if g, ok := cache[batch]; ok {
 		return g, nil
 	}
-	g, err := n.Model.NewGraph(GraphOptions{Batch: batch, Train: training, Loss: true, LabelSmoothing: n.opts.LabelSmoothing, Frozen: n.frozen()})
+	g, err := n.Model.NewGraph(GraphOptions{Batch: batch, Train: training, Loss: true, LabelSmoothing: n.opts.LabelSmoothing, Frozen: n.frozen})
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +98,6 @@ func (n *Net) Forward(images []float32, labels []int, training bool) (train.Outp
 // Params returns the trainable parameters with the gradients of the last
 // training Forward (nil gradients before the first).
 func (n *Net) Params() []train.Param {
-	frozen := n.frozen()
 	var grads map[string]Param
 	if n.last != nil {
 		grads = make(map[string]Param)
@@ -113,7 +107,7 @@ func (n *Net) Params() []train.Param {
 	}
 	var out []train.Param
 	for _, p := range n.Model.params {
-		if slices.Contains(frozen, p.Name) {
+		if slices.Contains(n.frozen, p.Name) {
 			continue
 		}
 		tp := train.Param{Name: p.Name, Value: p.Value}

@@ -10,7 +10,8 @@
 //	                application/octet-stream) or JSON {"image": "<base64>"}
 //	                (a data: URL prefix is accepted); ?top=K sets how many
 //	                classes "top" lists (default Config.TopK).
-//	GET  /health    {"status": "ok", "model": ..., "classes": ..., "input": [3, H, W]}
+//	GET  /health    {"status": "ok", "model": ..., "classes": ..., "input": [3, H, W],
+//	                "max_batch": ...}
 //	GET  /metrics   Prometheus text format: requests by path and status code,
 //	                latency histograms, batch sizes, forward-pass durations
 //

@@ -306,7 +306,7 @@ func convForward[T float](g convGeom, nb int, y, x, w, b []T) {
 func convMul[T float](g convGeom, dst, x, w, cols []T, i0, cnt int) []T {
 	ckk, chw, ld := g.ckk(), g.c*g.h*g.w, cnt*g.ohw()
 	if xf, ok := any(x).([]float32); ok {
-		sgemm.SgemmPackB(false, g.o, ld, ckk, 1, any(w).([]float32), ckk, convPacker(g, xf, i0, cnt), 0, any(dst).([]float32), ld)
+		sgemm.SgemmPackB(false, g.o, ld, ckk, 1, any(w).([]float32), ckk, convPacker(g, xf, i0), 0, any(dst).([]float32), ld)
 		return cols
 	}
 	src := x[i0*chw : (i0+1)*chw]

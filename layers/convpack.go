@@ -2,13 +2,13 @@ package layers
 
 import "github.com/gozoo/gozoo/internal/sgemm"
 
-// convPacker returns a packer of the im2col matrix of images
-// [i0, i0+cnt) of x (N, C, H, W): the (C·kH·kW, cnt·H'·W') matrix whose
-// row (c, i, j) and column (n, oy, ox) hold x[i0+n, c, oy·s − p + i,
+// convPacker returns a packer of the im2col matrix of the images of x
+// (N, C, H, W) from i0 on, as many as the GEMM's cnt·H'·W' columns cover:
+// the (C·kH·kW, cnt·H'·W') matrix whose row (c, i, j) and column (n, oy, ox) hold x[i0+n, c, oy·s − p + i,
 // ox·s − p + j], or 0 in the padding (convIm2col's matrices side by side).
 // It writes each requested block straight into the GEMM's panel layout, so
 // the matrix itself is never stored. Safe for concurrent use.
-func convPacker(g convGeom, x []float32, i0, cnt int) sgemm.PackFunc {
+func convPacker(g convGeom, x []float32, i0 int) sgemm.PackFunc {
 	ohw, chw, hw, kk := g.ohw(), g.c*g.h*g.w, g.h*g.w, g.kh*g.kw
 	return func(dst []float32, pc, kc, jc, nc, nr int) {
 		for p := range kc {

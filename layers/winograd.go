@@ -166,7 +166,7 @@ type wgTile struct {
 // number of transform planes (m+2)², and its tile transforms.
 type wgAlg struct {
 	m, planes int
-	input     func(v, x []float32, ts []wgTile, c0, c1, cin, h, w, ld, plane int)
+	input     func(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int)
 	output    func(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32)
 }
 
@@ -207,7 +207,7 @@ func wgConv(s *wgBufs, alg wgAlg, n, cin, cout, h, w int, y, x, u, b []float32, 
 			ty, tx := r/tw, r%tw
 			ts[k] = wgTile{in: img * cin * h * w, y0: mt*ty - 1, x0: mt*tx - 1, out: img*cout*h*w + mt*ty*w + mt*tx}
 		}
-		wgSplit(cin, cin*cnt, func(lo, hi int) { alg.input(v, x, ts[:cnt], lo, hi, cin, h, w, tb, vp) })
+		wgSplit(cin, cin*cnt, func(lo, hi int) { alg.input(v, x, ts[:cnt], lo, hi, h, w, tb, vp) })
 		wgSplit(np, cout*cin*cnt, func(lo, hi int) {
 			for xi := lo; xi < hi; xi++ {
 				ui, lda := xi, cin
@@ -249,7 +249,7 @@ func wgSplit(n, work int, fn func(lo, hi int)) {
 // wgInput writes the transformed input blocks Bᵀ·d·B of the tiles ts, for
 // channels [c0, c1) of x (n, cin, h, w), into v: 16 planes (cin, ld)
 // plane floats apart, tile k of channel c at v[ξ·plane + c·ld + k].
-func wgInput(v, x []float32, ts []wgTile, c0, c1, cin, h, w, ld, plane int) {
+func wgInput(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) {
 	hw := h * w
 	for c := c0; c < c1; c++ {
 		vc := v[c*ld:]
@@ -394,7 +394,7 @@ func wgA6(m0, m1, m2, m3, m4, m5 float32) (float32, float32, float32, float32) {
 }
 
 // wgInput4 is wgInput for F(4×4, 3×3): 6×6 input blocks, 36 planes.
-func wgInput4(v, x []float32, ts []wgTile, c0, c1, cin, h, w, ld, plane int) {
+func wgInput4(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) {
 	hw := h * w
 	for c := c0; c < c1; c++ {
 		vc := v[c*ld:]

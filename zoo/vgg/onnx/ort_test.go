@@ -186,20 +186,7 @@ func TestONNXRuntimeParity(t *testing.T) {
 			m := newModel(t, tt.model, tt.opts)
 			r := rand.New(rand.NewPCG(uint64(i), 7))
 			randomize(t, m, r)
-			o := m.Opts
-			images := make([]float32, batch*o.InChannels*o.Height*o.Width)
-			for j := range images {
-				images[j] = float32(r.NormFloat64())
-			}
-			g, err := m.NewGraph(vgg.GraphOptions{Batch: batch})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
-			if err := g.Run(images, nil); err != nil {
-				t.Fatal(err)
-			}
-			want := slices.Clone(g.OutputValue().Data().([]float32))
+			images, want := gozooRun(t, m, r, batch)
 			got := ortRun(t, dir, m, images, batch, 1)
 			per := len(want) / batch
 			for _, c := range []struct {
@@ -220,6 +207,26 @@ func TestONNXRuntimeParity(t *testing.T) {
 	}
 }
 
+// gozooRun fills a batch of images (batch, C, H, W) with r's standard
+// normal values and returns them with gozoo's logits for them (batch, classes).
+func gozooRun(t *testing.T, m *vgg.Model, r *rand.Rand, batch int) (images, logits []float32) {
+	t.Helper()
+	o := m.Opts
+	images = make([]float32, batch*o.InChannels*o.Height*o.Width)
+	for i := range images {
+		images[i] = float32(r.NormFloat64())
+	}
+	g, err := m.NewGraph(vgg.GraphOptions{Batch: batch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.Run(images, nil); err != nil {
+		t.Fatal(err)
+	}
+	return images, slices.Clone(g.OutputValue().Data().([]float32))
+}
+
 // TestONNXRuntimeFullSize compares a full-size VGG16-BN with torchvision's
 // ImageNet head at 224×224 (a 553 MB ONNX file) in ONNX Runtime and gozoo,
 // batch 2. It takes tens of seconds and a few GB of memory, so it runs only
@@ -235,19 +242,7 @@ func TestONNXRuntimeFullSize(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, 2))
 			randomize(t, m, r)
 			const batch = 2
-			images := make([]float32, batch*3*224*224)
-			for i := range images {
-				images[i] = float32(r.NormFloat64())
-			}
-			g, err := m.NewGraph(vgg.GraphOptions{Batch: batch})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
-			if err := g.Run(images, nil); err != nil {
-				t.Fatal(err)
-			}
-			want := slices.Clone(g.OutputValue().Data().([]float32))
+			images, want := gozooRun(t, m, r, batch)
 			got := ortRun(t, dir, m, images, batch)[batch]
 			if len(got) != len(want) {
 				t.Fatalf("ONNX Runtime gave %d values, want %d", len(got), len(want))

@@ -11,7 +11,7 @@ import (
 	"math"
 )
 
-// Errors about image content, wrapped by Decode and Preprocess; test them
+// Errors about image content, wrapped by Decode and Transform.Apply; test them
 // with errors.Is.
 var (
 	// ErrInvalidImage: the bytes are not a decodable PNG or JPEG image

@@ -19,6 +19,7 @@ import (
 	"github.com/gozoo/gozoo/zoo/vgg"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // exitError carries a specific exit status (130 after an interrupt).
@@ -36,14 +37,7 @@ func newTrainCmd(stdout, stderr io.Writer) *cobra.Command {
 		configPath, resume string
 		noAugment          bool
 	)
-	fl := struct {
-		data, dataset, optimizer, schedule, out, head        string
-		epochs, batch, warmup, classes, accum, keep, workers int
-		lr, width, momentum, wd, smoothing                   float64
-		seed                                                 uint64
-		freeze                                               []string
-		download, skipChecksum                               bool
-	}{}
+	var fl trainFlags
 	cmd := &cobra.Command{
 		Use:   "train MODEL [--bn] [flags]",
 		Short: "Train a model on CIFAR-10/100, with checkpoints you can resume",
@@ -53,7 +47,8 @@ The recipe starts from the defaults for the model (SGD, momentum 0.9, weight
 decay 5e-4, batch 64, 30 epochs of cosine annealing, lr 0.1 with batch norm
 and 0.01 without), then a --config JSON file, then the flags given.
 Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
---resume DIR continues exactly where a run stopped.`,
+--resume DIR continues exactly where a run stopped, with the recipe saved in
+its checkpoint (only --epochs, --data, --download and --workers may change).`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if resume == "" && len(args) != 1 {
 				return usageError{fmt.Errorf("train: name a model (zoo models lists them), or pass --resume DIR")}
@@ -77,19 +72,10 @@ Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
 				if err := json.Unmarshal(loaded.Checkpoint.Config, &cfg); err != nil {
 					return fmt.Errorf("train: checkpoint %s: config: %w", loaded.Dir, err)
 				}
-				if cmd.Flags().Changed("epochs") {
-					cfg.Epochs = fl.epochs
-				}
-				for _, f := range []string{"data", "download", "workers"} {
-					if cmd.Flags().Changed(f) {
-						switch f {
-						case "data":
-							cfg.Data = fl.data
-						case "download":
-							cfg.Download = fl.download
-						case "workers":
-							cfg.Workers = fl.workers
-						}
+				// A resumed run keeps its recipe; only these may change.
+				for _, name := range []string{"epochs", "data", "download", "workers"} {
+					if cmd.Flags().Changed(name) {
+						fl.overrides()[name](&cfg)
 					}
 				}
 				cfg.SaveDir = filepath.Dir(loaded.Dir)
@@ -107,74 +93,13 @@ Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
 					cfg.Model, cfg.BatchNorm = e.Name, strings.HasSuffix(e.Name, "_bn")
 				}
 				set := cmd.Flags().Changed
-				if set("data") {
-					cfg.Data = fl.data
-				}
-				if set("download") {
-					cfg.Download = fl.download
-				}
-				if set("skip-checksum") {
-					cfg.SkipChecksum = fl.skipChecksum
-				}
-				if set("dataset") {
-					cfg.Dataset = fl.dataset
-					if !set("classes") && fl.dataset == "cifar100" {
-						cfg.NumClasses = 100
+				for name, apply := range fl.overrides() {
+					if set(name) {
+						apply(&cfg)
 					}
 				}
-				if set("epochs") {
-					cfg.Epochs = fl.epochs
-				}
-				if set("batch-size") {
-					cfg.BatchSize = fl.batch
-				}
-				if set("lr") {
-					cfg.LearningRate = fl.lr
-				}
-				if set("optimizer") {
-					cfg.Optimizer = fl.optimizer
-				}
-				if set("schedule") {
-					cfg.Schedule = fl.schedule
-				}
-				if set("warmup") {
-					cfg.WarmupEpochs = fl.warmup
-				}
-				if set("out") {
-					cfg.SaveDir = fl.out
-				}
-				if set("seed") {
-					cfg.Seed = fl.seed
-				}
-				if set("width") {
-					cfg.Width = fl.width
-				}
-				if set("momentum") {
-					cfg.Momentum = fl.momentum
-				}
-				if set("weight-decay") {
-					cfg.WeightDecay = fl.wd
-				}
-				if set("label-smoothing") {
-					cfg.LabelSmoothing = fl.smoothing
-				}
-				if set("grad-accum") {
-					cfg.GradAccum = fl.accum
-				}
-				if set("keep") {
-					cfg.KeepLast = fl.keep
-				}
-				if set("workers") {
-					cfg.Workers = fl.workers
-				}
-				if set("classes") {
-					cfg.NumClasses = fl.classes
-				}
-				if set("head") {
-					cfg.Head = fl.head
-				}
-				if set("freeze") {
-					cfg.Freeze = fl.freeze
+				if set("dataset") && !set("classes") && fl.dataset == "cifar100" {
+					cfg.NumClasses = 100
 				}
 				if noAugment {
 					cfg.Augment = false
@@ -195,7 +120,28 @@ Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
 	}
 	f := cmd.Flags()
 	addDeviceFlag(f)
+	fl.addTo(f)
 	f.BoolVar(&bn, "bn", false, "with batch normalisation (vgg16 --bn is vgg16_bn)")
+	f.StringVar(&configPath, "config", "", "JSON file of settings (PyTorch recipe names: learning_rate, batch_size, …); flags override it")
+	f.StringVar(&resume, "resume", "", "continue the run whose checkpoints are in DIR (or from one checkpoint folder)")
+	f.BoolVar(&noAugment, "no-augment", false, "no random crop and flip")
+	f.BoolVar(&quiet, "quiet", false, "no progress bar")
+	f.BoolVar(&noTensorBoard, "no-tensorboard", false, "no TensorBoard event files (by default in OUT/tensorboard)")
+	return cmd
+}
+
+// trainFlags holds the zoo train flags that set a train.Config field.
+type trainFlags struct {
+	data, dataset, optimizer, schedule, out, head        string
+	epochs, batch, warmup, classes, accum, keep, workers int
+	lr, width, momentum, wd, smoothing                   float64
+	seed                                                 uint64
+	freeze                                               []string
+	download, skipChecksum                               bool
+}
+
+// addTo defines the flags on f, with the defaults of train.DefaultConfig.
+func (fl *trainFlags) addTo(f *pflag.FlagSet) {
 	f.StringVar(&fl.data, "data", "", `CIFAR folder or tarball, "sample" for the embedded sample (default: the cache, $ZOO_DATA)`)
 	f.BoolVar(&fl.download, "download", false, "download the official data set into the cache when it is missing")
 	f.BoolVar(&fl.skipChecksum, "skip-checksum", false, "accept data whose files differ from the official release (custom data)")
@@ -206,8 +152,6 @@ Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
 	f.StringVar(&fl.optimizer, "optimizer", "sgd", "sgd, adam or adamw")
 	f.StringVar(&fl.schedule, "schedule", "cosine", "learning-rate schedule: "+strings.Join(train.ScheduleNames(), ", "))
 	f.IntVar(&fl.warmup, "warmup", 0, "epochs of linear warmup before the schedule")
-	f.StringVar(&configPath, "config", "", "JSON file of settings (PyTorch recipe names: learning_rate, batch_size, …); flags override it")
-	f.StringVar(&resume, "resume", "", "continue the run whose checkpoints are in DIR (or from one checkpoint folder)")
 	f.StringVar(&fl.out, "out", "", "folder for checkpoints and logs (default runs/MODEL)")
 	f.Uint64Var(&fl.seed, "seed", 1, "seed of the weights, the shuffling, the augmentation and dropout")
 	f.Float64Var(&fl.width, "width", 1, "width multiplier of every channel count")
@@ -220,10 +164,35 @@ Checkpoints go to --out after every epoch; Ctrl-C saves one and stops;
 	f.IntVar(&fl.classes, "classes", 10, "number of classes")
 	f.StringVar(&fl.head, "head", "cifar", "classifier head: cifar or imagenet")
 	f.StringSliceVar(&fl.freeze, "freeze", nil, "parameters (names or prefixes such as features.) that do not train")
-	f.BoolVar(&noAugment, "no-augment", false, "no random crop and flip")
-	f.BoolVar(&quiet, "quiet", false, "no progress bar")
-	f.BoolVar(&noTensorBoard, "no-tensorboard", false, "no TensorBoard event files (by default in OUT/tensorboard)")
-	return cmd
+}
+
+// overrides maps each flag of fl to the assignment it makes to a
+// configuration when it is given.
+func (fl *trainFlags) overrides() map[string]func(*train.Config) {
+	return map[string]func(*train.Config){
+		"data":            func(c *train.Config) { c.Data = fl.data },
+		"download":        func(c *train.Config) { c.Download = fl.download },
+		"skip-checksum":   func(c *train.Config) { c.SkipChecksum = fl.skipChecksum },
+		"dataset":         func(c *train.Config) { c.Dataset = fl.dataset },
+		"epochs":          func(c *train.Config) { c.Epochs = fl.epochs },
+		"batch-size":      func(c *train.Config) { c.BatchSize = fl.batch },
+		"lr":              func(c *train.Config) { c.LearningRate = fl.lr },
+		"optimizer":       func(c *train.Config) { c.Optimizer = fl.optimizer },
+		"schedule":        func(c *train.Config) { c.Schedule = fl.schedule },
+		"warmup":          func(c *train.Config) { c.WarmupEpochs = fl.warmup },
+		"out":             func(c *train.Config) { c.SaveDir = fl.out },
+		"seed":            func(c *train.Config) { c.Seed = fl.seed },
+		"width":           func(c *train.Config) { c.Width = fl.width },
+		"momentum":        func(c *train.Config) { c.Momentum = fl.momentum },
+		"weight-decay":    func(c *train.Config) { c.WeightDecay = fl.wd },
+		"label-smoothing": func(c *train.Config) { c.LabelSmoothing = fl.smoothing },
+		"grad-accum":      func(c *train.Config) { c.GradAccum = fl.accum },
+		"keep":            func(c *train.Config) { c.KeepLast = fl.keep },
+		"workers":         func(c *train.Config) { c.Workers = fl.workers },
+		"classes":         func(c *train.Config) { c.NumClasses = fl.classes },
+		"head":            func(c *train.Config) { c.Head = fl.head },
+		"freeze":          func(c *train.Config) { c.Freeze = fl.freeze },
+	}
 }
 
 // freshRunDir returns the folder a new run writes to. A run never writes

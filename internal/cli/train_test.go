@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gozoo/gozoo/train"
+	"github.com/spf13/pflag"
 )
 
 // writeCIFAR writes a tiny CIFAR-10 folder in the official binary layout:
@@ -226,4 +230,55 @@ func TestDataInfo(t *testing.T) {
 	if out, errOut, code := run(t, "data", "info", data); !strings.Contains(out+errOut, "MISMATCH") {
 		t.Errorf("zoo data info on custom data without --skip-checksum: exit %d, no MISMATCH verdict:\n%s%s", code, out, errOut)
 	}
+}
+
+// TestTrainFlagOverrides: each zoo train flag that names a setting lands in
+// its own field of the configuration, its default is train.DefaultConfig's,
+// and every flag is either such a setting or one of the few that are not.
+func TestTrainFlagOverrides(t *testing.T) {
+	args := []string{"--data", "d", "--download", "--skip-checksum", "--dataset", "cifar100", "--epochs", "7", "--batch-size", "9",
+		"--lr", "0.25", "--optimizer", "adamw", "--schedule", "step", "--warmup", "3", "--out", "o", "--seed", "11", "--width", "0.5",
+		"--momentum", "0.8", "--weight-decay", "0.125", "--label-smoothing", "0.2", "--grad-accum", "4", "--keep", "6", "--workers", "5",
+		"--classes", "12", "--head", "imagenet", "--freeze", "features.,classifier.0."}
+	var fl trainFlags
+	fs := pflag.NewFlagSet("train", pflag.ContinueOnError)
+	fl.addTo(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	want := train.Config{Data: "d", Download: true, SkipChecksum: true, Dataset: "cifar100", Epochs: 7, BatchSize: 9,
+		LearningRate: 0.25, Optimizer: "adamw", Schedule: "step", WarmupEpochs: 3, SaveDir: "o", Seed: 11, Width: 0.5,
+		Momentum: 0.8, WeightDecay: 0.125, LabelSmoothing: 0.2, GradAccum: 4, KeepLast: 6, Workers: 5,
+		NumClasses: 12, Head: "imagenet", Freeze: []string{"features.", "classifier.0."}}
+	var got train.Config
+	overrides := fl.overrides()
+	for name, apply := range overrides {
+		if !fs.Changed(name) {
+			t.Errorf("--%s: not among the test's arguments", name)
+		}
+		apply(&got)
+	}
+	if g, w := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want); g != w {
+		t.Errorf("config from the flags:\n got %s\nwant %s", g, w)
+	}
+	// Unset, the flags' defaults are the recipe's (but for --lr and --out,
+	// whose defaults depend on the model).
+	var defaults trainFlags
+	defaults.addTo(pflag.NewFlagSet("train", pflag.ContinueOnError))
+	base := train.DefaultConfig("vgg11", false)
+	fromFlags := base
+	for name, apply := range defaults.overrides() {
+		if name != "lr" && name != "out" {
+			apply(&fromFlags)
+		}
+	}
+	if g, w := fmt.Sprintf("%+v", fromFlags), fmt.Sprintf("%+v", base); g != w {
+		t.Errorf("the flags' defaults differ from train.DefaultConfig:\n got %s\nwant %s", g, w)
+	}
+	notSettings := []string{"device", "bn", "config", "resume", "no-augment", "quiet", "no-tensorboard", "help"}
+	newTrainCmd(io.Discard, io.Discard).Flags().VisitAll(func(f *pflag.Flag) {
+		if _, ok := overrides[f.Name]; !ok && !slices.Contains(notSettings, f.Name) {
+			t.Errorf("--%s sets nothing in the configuration: add it to trainFlags.overrides", f.Name)
+		}
+	})
 }

@@ -11,4 +11,11 @@
 //
 // Tensors are NCHW. Shapes are fixed when a graph is built; the functions
 // here check them and return an error (never panic) when they do not fit.
+//
+// float32 matrix products run on internal/sgemm, and float32 3×3 stride-1
+// convolutions on Winograd (see Conv2d and Kernels). Ops keep their output
+// tensors from run to run, and some (ReLU, its gradient, BatchNorm's input
+// gradient) write over an input that is dead after them: a value read out
+// of a graph must be copied (gorgonia.Read) before the next run, which
+// overwrites it. A tensor the caller binds to a node is never overwritten.
 package layers

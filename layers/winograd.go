@@ -21,7 +21,9 @@ import (
 //
 // The input gradient of such a convolution is again one (the filters
 // rotated by 180° with input and output channels swapped), so it runs the
-// same code. The weight gradient stays on im2col and GEMM.
+// same code. The weight gradient stays on im2col and GEMM. F(4×4, 3×3)
+// (4×4 tiles from 6×6 blocks, 36 GEMMs; opt-in, see wgF4On) runs on the
+// same scheme with its own transforms (wgFilter4, wgInput4, wgOutput4).
 
 // convDirect forces the direct (im2col + GEMM) path for every
 // convolution: set by ZOO_CONV=direct, read once at start, for benchmarks
@@ -34,7 +36,8 @@ var convDirect = os.Getenv("ZOO_CONV") == "direct"
 const wgMinChannels = 16
 
 // winograd reports whether the float32 convolution g runs on Winograd
-// F(2×2, 3×3): a 3×3 kernel, stride 1 and padding 1, enough channels. On
+// (F(2×2, 3×3) or F(4×4, 3×3), see wgAlg): a 3×3 kernel, stride 1 and
+// padding 1, enough channels. On
 // one core it beat the direct path on every VGG layer shape measured
 // (BenchmarkConvWinograd, batch 64: 1.2–1.8× from 32×32 down to 2×2
 // maps), so the map size does not enter.
@@ -155,9 +158,10 @@ func wg3(a, b, c float32) (float32, float32, float32, float32) {
 // wgSigma is σ of wgFilter: ξ = 4i + j ↦ 4σ(i) + σ(j), σ swapping 0 and 3.
 var wgSigma = [...]int{15, 13, 14, 12, 7, 5, 6, 4, 11, 9, 10, 8, 3, 1, 2, 0}
 
-// wgTile locates one 2×2 output tile: the offset of its image in the
-// input, the top-left corner (y0, x0) of its 4×4 input block (one above and
-// left of its first output), and the offset of its first output.
+// wgTile locates one m×m output tile (m = 2 or 4, wgAlg.m): the offset of
+// its image in the input, the top-left corner (y0, x0) of its
+// (m+2)×(m+2) input block (one above and left of its first output), and
+// the offset of its first output.
 type wgTile struct {
 	in, y0, x0, out int
 }

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -25,9 +26,12 @@ func TestLoad(t *testing.T) {
 		t.Skip("load test: skipped with -short")
 	}
 	model := envOr("ZOO_LOAD_MODEL", "vgg11_bn")
-	width, _ := strconv.ParseFloat(envOr("ZOO_LOAD_WIDTH", "0.0625"), 64)
-	n, _ := strconv.Atoi(envOr("ZOO_LOAD_N", "160"))
-	c, _ := strconv.Atoi(envOr("ZOO_LOAD_C", "16"))
+	width, errW := strconv.ParseFloat(envOr("ZOO_LOAD_WIDTH", "0.0625"), 64)
+	n, errN := strconv.Atoi(envOr("ZOO_LOAD_N", "160"))
+	c, errC := strconv.Atoi(envOr("ZOO_LOAD_C", "16"))
+	if err := errors.Join(errW, errN, errC); err != nil || width <= 0 || n < 1 || c < 1 {
+		t.Fatalf("ZOO_LOAD_WIDTH=%g, ZOO_LOAD_N=%d, ZOO_LOAD_C=%d (%v): set a positive width and whole numbers n, c ≥ 1, or unset them", width, n, c, err)
+	}
 	m, err := vgg.New(model, vgg.Options{WidthMult: width, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -44,10 +48,10 @@ func TestLoad(t *testing.T) {
 			}
 			defer p.Close()
 			url, _ := startServer(t, p, Config{MaxBatch: mode.maxBatch, MaxWait: 5 * time.Millisecond})
-			load(t, url, body, 2*c, c) // warm up: build the graphs
+			load(url, body, 2*c, c) // warm up: build the graphs
 			text := metricsText(t, url)
 			passes0, images0 := metricValue(t, text, "zoo_batch_size_count"), metricValue(t, text, "zoo_batch_size_sum")
-			r := load(t, url, body, n, c)
+			r := load(url, body, n, c)
 			text = metricsText(t, url)
 			passes := metricValue(t, text, "zoo_batch_size_count") - passes0
 			images := metricValue(t, text, "zoo_batch_size_sum") - images0
@@ -77,7 +81,7 @@ type loadResult struct {
 }
 
 // load sends n POST /predict requests from c concurrent clients.
-func load(t testing.TB, url string, body []byte, n, c int) loadResult {
+func load(url string, body []byte, n, c int) loadResult {
 	var (
 		mu        sync.Mutex
 		latencies []float64

@@ -33,15 +33,17 @@ type optimCase struct {
 	} `json:"steps"`
 }
 
-func loadOptimFixture(t *testing.T) optimFixture {
+// loadFixture decodes testdata/name, a JSON file that
+// testdata/gen/optim.py writes.
+func loadFixture[T any](t *testing.T, name string) T {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "optim.json"))
+	var f T
+	raw, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatalf("read fixture (regenerate with /usr/bin/python3 train/testdata/gen/optim.py): %v", err)
 	}
-	var f optimFixture
 	if err := json.Unmarshal(raw, &f); err != nil {
-		t.Fatalf("decode optim.json: %v", err)
+		t.Fatalf("decode %s: %v", name, err)
 	}
 	return f
 }
@@ -164,7 +166,7 @@ func compare(t *testing.T, what string, got []float32, want []float64, tol, floo
 }
 
 func TestOptimizersMatchTorch(t *testing.T) {
-	f := loadOptimFixture(t)
+	f := loadFixture[optimFixture](t, "optim.json")
 	for _, c := range f.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			opt := newOptimizer(t, c.Name)
@@ -224,7 +226,7 @@ func keys[V any](m map[string]V) []string {
 // TestOptimizerResume runs five steps straight, and again with State→JSON→LoadState into
 // a fresh optimizer after step 2: the weights must be bit-identical.
 func TestOptimizerResume(t *testing.T) {
-	f := loadOptimFixture(t)
+	f := loadFixture[optimFixture](t, "optim.json")
 	for _, c := range f.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			straight, resumed := newLSQ(f), newLSQ(f)

@@ -3,8 +3,6 @@ package train
 import (
 	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -58,19 +56,6 @@ var torchPlateaus = map[string]PlateauConfig{
 	"plateau_max_abs_eps":      {Mode: "max", Factor: 0.5, Patience: 0, Threshold: 0, ThresholdMode: "abs", MinLR: 0.01, Eps: 0.03},
 }
 
-func loadScheduleFixture(t *testing.T) scheduleFixture {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "schedules.json"))
-	if err != nil {
-		t.Fatalf("read fixture (regenerate with /usr/bin/python3 train/testdata/gen/optim.py): %v", err)
-	}
-	var f scheduleFixture
-	if err := json.Unmarshal(raw, &f); err != nil {
-		t.Fatalf("decode schedules.json: %v", err)
-	}
-	return f
-}
-
 // sameRate compares within 1e-12 relative; an exact 0 (cosine at tMax) must be 0 up to
 // 1e-18, far below any rate that matters.
 func sameRate(got, want float64) bool {
@@ -78,7 +63,7 @@ func sameRate(got, want float64) bool {
 }
 
 func TestSchedulesMatchTorch(t *testing.T) {
-	f := loadScheduleFixture(t)
+	f := loadFixture[scheduleFixture](t, "schedules.json")
 	covered := 0
 	for _, c := range f.Cases {
 		t.Run(c.Name, func(t *testing.T) {

@@ -32,17 +32,7 @@ func TestAdaptiveAvgPool2dGradient(t *testing.T) {
 // adaptiveRun builds and runs AdaptiveAvgPool2d once on x.
 func adaptiveRun(t *testing.T, x *tensor.Dense, outH, outW int) *tensor.Dense {
 	t.Helper()
-	g := G.NewGraph()
-	y, err := AdaptiveAvgPool2d(G.NodeFromAny(g, x, G.WithName("x")), outH, outW)
-	if err != nil {
-		t.Fatalf("AdaptiveAvgPool2d: %v", err)
-	}
-	m := G.NewTapeMachine(g)
-	defer m.Close()
-	if err := m.RunAll(); err != nil {
-		t.Fatalf("RunAll: %v", err)
-	}
-	return y.Value().(*tensor.Dense)
+	return runForward(t, func(xs []*G.Node) (*G.Node, error) { return AdaptiveAvgPool2d(xs[0], outH, outW) }, x)
 }
 
 func TestAdaptiveAvgPool2dForward(t *testing.T) {

@@ -65,12 +65,7 @@ func bnCast(d *tensor.Dense, dt tensor.Dtype) *tensor.Dense {
 	if dt == tensor.Float64 {
 		return d
 	}
-	v := data[float64](d)
-	out := make([]float32, len(v))
-	for i, f := range v {
-		out[i] = float32(f)
-	}
-	return tensor.New(tensor.WithShape(d.Shape()...), tensor.WithBacking(out))
+	return toFloat32(d)
 }
 
 // bnWant computes BatchNorm2d's output in float64 from the given per-channel

@@ -6,6 +6,17 @@ import (
 	"testing"
 )
 
+// geom is c's convolution geometry, as convGeometry derives it.
+func (c convCase) geom() convGeom {
+	g := convGeom{
+		n: c.x[0], c: c.x[1], h: c.x[2], w: c.x[3],
+		o: c.w[0], kh: c.w[2], kw: c.w[3], stride: c.stride, pad: c.padding,
+	}
+	g.oh = (g.h+2*g.pad-g.kh)/g.stride + 1
+	g.ow = (g.w+2*g.pad-g.kw)/g.stride + 1
+	return g
+}
+
 // TestConvGrouped checks that multiplying several images per GEMM gives
 // what one image per GEMM gives, in all three convolution kernels, with a
 // last group shorter than the others.
@@ -15,13 +26,7 @@ func TestConvGrouped(t *testing.T) {
 		{x: []int{5, 4, 3, 3}, w: []int{2, 4, 1, 1}, stride: 1, padding: 0},
 	}, convCases...)
 	for _, c := range cases {
-		g := convGeom{
-			n: c.x[0], c: c.x[1], h: c.x[2], w: c.x[3],
-			o: c.w[0], kh: c.w[2], kw: c.w[3], stride: c.stride, pad: c.padding,
-		}
-		g.oh = (g.h+2*g.pad-g.kh)/g.stride + 1
-		g.ow = (g.w+2*g.pad-g.kw)/g.stride + 1
-		in := c.inputs()
+		g, in := c.geom(), c.inputs()
 		x, w := data[float64](in[0]), data[float64](in[1])
 		var b []float64
 		if c.bias {
@@ -83,13 +88,7 @@ func TestConvPacked(t *testing.T) {
 		{x: []int{4, 3, 6, 6}, w: []int{8, 3, 5, 5}, stride: 1, padding: 2, bias: true},
 	}, convCases...)
 	for _, c := range cases {
-		g := convGeom{
-			n: c.x[0], c: c.x[1], h: c.x[2], w: c.x[3],
-			o: c.w[0], kh: c.w[2], kw: c.w[3], stride: c.stride, pad: c.padding,
-		}
-		g.oh = (g.h+2*g.pad-g.kh)/g.stride + 1
-		g.ow = (g.w+2*g.pad-g.kw)/g.stride + 1
-		in := c.inputs()
+		g, in := c.geom(), c.inputs()
 		x, w := data[float64](in[0]), data[float64](in[1])
 		var b []float64
 		if c.bias {

@@ -113,7 +113,7 @@ func (h *Hook) AfterEpoch(t *train.Trainer, e train.EpochInfo) error {
 		case []float64:
 			hist, err = NewHistogram(v, bins)
 		default:
-			return fmt.Errorf("tensorboard: parameter %s has dtype %v", p.Name, p.Value.Dtype())
+			return fmt.Errorf("tensorboard: parameter %s has dtype %v, want float32 or float64: histograms take no other", p.Name, p.Value.Dtype())
 		}
 		if err != nil {
 			continue // all NaN: the loop stops on a NaN loss anyway

@@ -14,6 +14,9 @@ import (
 // the same for columns (windows may overlap; works for outH > H, e.g. 1×1 →
 // 7×7). x is (N, C, H, W); the result is (N, C, outH, outW).
 func AdaptiveAvgPool2d(x *G.Node, outH, outW int) (*G.Node, error) {
+	if err := checkNotNil("AdaptiveAvgPool2d", []string{"x"}, x); err != nil {
+		return nil, err
+	}
 	s := x.Shape()
 	if len(s) != 4 || s[2] < 1 || s[3] < 1 {
 		return nil, fmt.Errorf("layers: AdaptiveAvgPool2d: x has shape %v; want (N, C, H, W) with H, W ≥ 1", s)

@@ -75,6 +75,9 @@ func (s *BNStats) check(c int) error {
 //
 // Differentiable in x, gamma and beta in both modes.
 func BatchNorm2d(x, gamma, beta *G.Node, stats *BNStats, train bool) (*G.Node, error) {
+	if err := checkNotNil("BatchNorm2d", []string{"x", "gamma", "beta"}, x, gamma, beta); err != nil {
+		return nil, err
+	}
 	xs := x.Shape()
 	if len(xs) != 4 {
 		return nil, fmt.Errorf("layers: BatchNorm2d: x has shape %v; want (N, C, H, W)", xs)

@@ -111,6 +111,18 @@ func checkNode(op, name string, n *G.Node, rank int, layout string) error {
 	return nil
 }
 
+// checkNotNil returns an error naming the first nil node of ns, whose
+// names are names, for the layers whose other checks do not go through
+// checkNode.
+func checkNotNil(op string, names []string, ns ...*G.Node) error {
+	for i, n := range ns {
+		if n == nil {
+			return fmt.Errorf("layers: %s: %s is nil", op, names[i])
+		}
+	}
+	return nil
+}
+
 // sameDtype returns an error unless b has a's dtype.
 func sameDtype(op string, a, b *G.Node) error {
 	if a.Dtype() != b.Dtype() {

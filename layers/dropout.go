@@ -17,6 +17,9 @@ import (
 // from src (a seeded *rand.PCG from math/rand/v2, which can be marshalled
 // into a checkpoint), a fresh mask every forward run. x has any shape.
 func Dropout(x *G.Node, p float64, src *rand.PCG, train bool) (*G.Node, error) {
+	if err := checkNotNil("Dropout", []string{"x"}, x); err != nil {
+		return nil, err
+	}
 	if !(p >= 0 && p <= 1) {
 		return nil, fmt.Errorf("layers: Dropout: probability %g is outside [0, 1]", p)
 	}

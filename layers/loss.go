@@ -18,6 +18,9 @@ import (
 //
 // With smoothing ε each row's loss is (1−ε)·(−log p[label]) + ε·mean_k(−log p[k]).
 func CrossEntropy(logits, labels *G.Node, smoothing float64) (*G.Node, error) {
+	if err := checkNotNil("CrossEntropy", []string{"logits", "labels"}, logits, labels); err != nil {
+		return nil, err
+	}
 	ls, ys := logits.Shape(), labels.Shape()
 	if len(ls) != 2 || ls[0] < 1 || ls[1] < 1 {
 		return nil, fmt.Errorf("layers: CrossEntropy: logits have shape %v; want (N, K) with N, K ≥ 1", ls)

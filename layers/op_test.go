@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -206,6 +207,42 @@ func TestInPlace(t *testing.T) {
 				if v < 0 {
 					t.Fatalf("ReLU output %d is %g < 0", i, v)
 				}
+			}
+		})
+	}
+}
+
+// TestNilNodes checks that every layer returns an error, not a panic, when
+// given a nil node.
+func TestNilNodes(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(2, 3, 4, 4), G.WithName("x"))
+	c := G.NewVector(g, tensor.Float32, G.WithShape(3), G.WithName("c"))
+	logits := G.NewMatrix(g, tensor.Float32, G.WithShape(2, 3), G.WithName("logits"))
+	src := rand.NewPCG(1, 2)
+	stats := NewBNStats(tensor.Float32, 3)
+	for _, tc := range []struct {
+		name  string
+		build func() (*G.Node, error)
+	}{
+		{"BatchNorm2d x", func() (*G.Node, error) { return BatchNorm2d(nil, c, c, stats, true) }},
+		{"BatchNorm2d gamma", func() (*G.Node, error) { return BatchNorm2d(x, nil, c, stats, true) }},
+		{"BatchNorm2d beta", func() (*G.Node, error) { return BatchNorm2d(x, c, nil, stats, false) }},
+		{"AdaptiveAvgPool2d", func() (*G.Node, error) { return AdaptiveAvgPool2d(nil, 1, 1) }},
+		{"ReLU", func() (*G.Node, error) { return ReLU(nil) }},
+		{"Dropout", func() (*G.Node, error) { return Dropout(nil, 0.5, src, true) }},
+		{"Dropout eval", func() (*G.Node, error) { return Dropout(nil, 0.5, src, false) }},
+		{"CrossEntropy logits", func() (*G.Node, error) { return CrossEntropy(nil, c, 0) }},
+		{"CrossEntropy labels", func() (*G.Node, error) { return CrossEntropy(logits, nil, 0) }},
+		{"Conv2d", func() (*G.Node, error) { return Conv2d(nil, nil, nil, 1, 1) }},
+		{"Linear", func() (*G.Node, error) { return Linear(logits, nil, nil) }},
+		{"MaxPool2d", func() (*G.Node, error) { return MaxPool2d(nil, 2, 2, 0) }},
+		{"Flatten", func() (*G.Node, error) { return Flatten(nil) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y, err := tc.build()
+			if err == nil || !strings.Contains(err.Error(), "is nil") {
+				t.Errorf("got (%v, %v), want an error saying a node is nil", y, err)
 			}
 		})
 	}

@@ -13,6 +13,9 @@ import (
 // ReLU returns max(x, 0) elementwise; x has any shape. As in PyTorch, the
 // gradient at exactly 0 is 0.
 func ReLU(x *G.Node) (*G.Node, error) {
+	if err := checkNotNil("ReLU", []string{"x"}, x); err != nil {
+		return nil, err
+	}
 	return G.ApplyOp(reluOp{opInPlace: inPlaceOf(0, x), buf: newBuffer()}, x)
 }
 

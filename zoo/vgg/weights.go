@@ -212,7 +212,10 @@ func (m *Model) LoadState(tensors map[string]safetensors.Tensor, o LoadOptions) 
 			more = fmt.Sprintf("\n  … and %d more", len(problems)-show)
 			problems = problems[:show]
 		}
-		return fmt.Errorf("vgg: the weights do not fit %s (nothing was loaded):\n  %s%s", m.Name, strings.Join(problems, "\n  "), more)
+		return fmt.Errorf("vgg: the weights do not fit %s (nothing was loaded):\n  %s%s\n"+
+			"build the model the file was saved from (zoo summary --weights FILE shows it), or load only part of it "+
+			"(LoadOptions.Prefixes, e.g. \"features.\" to keep a new head; IgnoreUnexpected for extra tensors)",
+			m.Name, strings.Join(problems, "\n  "), more)
 	}
 	for _, j := range jobs {
 		switch {

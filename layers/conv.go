@@ -32,10 +32,65 @@ func Conv2d(x, w, b *G.Node, stride, padding int) (*G.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	op := convOp{g: g, convState: newConvState()}
 	if b == nil {
-		return G.ApplyOp(convOp{g: g}, x, w)
+		return G.ApplyOp(op, x, w)
 	}
-	return G.ApplyOp(convOp{g: g, bias: true}, x, w, b)
+	op.bias = true
+	return G.ApplyOp(op, x, w, b)
+}
+
+// convState is what a convolution op keeps from run to run: its output
+// tensor and its scratch. Every ApplyOp gets a fresh one, so two graph
+// nodes never share it (the ops hash by value, so Gorgonia merges two
+// convolution nodes only when they compute the same thing from the same
+// inputs, and the merged node keeps the first op's state). It holds no
+// input: nothing of a run survives in it but the op's own memory, which
+// the next run overwrites whole. The zero value (nil pointers) allocates
+// at every run.
+type convState struct {
+	buf *ownBuffer
+	scr *convScratch
+}
+
+// newConvState returns an empty state, filled at the first run.
+func newConvState() convState { return convState{buf: newBuffer(), scr: new(convScratch)} }
+
+// convScratch is a convolution op's scratch memory (gathered dy, im2col
+// columns, dwᵀ, per-worker partial sums), kept from run to run so that a
+// training step allocates none. Slots only grow and are never cleared:
+// every element read is written first. A nil scratch, or one in use by
+// another goroutine (the same op run concurrently; a TapeMachine never
+// does), gives fresh memory.
+type convScratch struct {
+	mu  sync.Mutex
+	f32 [][]float32
+	f64 [][]float64
+}
+
+// lockScratch returns s's slots of element type T and the function that
+// releases them.
+func lockScratch[T float](s *convScratch) (*[][]T, func()) {
+	if s == nil || !s.mu.TryLock() {
+		return new([][]T), func() {}
+	}
+	if _, ok := any(T(0)).(float32); ok {
+		return any(&s.f32).(*[][]T), s.mu.Unlock
+	}
+	return any(&s.f64).(*[][]T), s.mu.Unlock
+}
+
+// slot returns slot i of bufs with length n, growing it when short. Its
+// contents are stale. Not safe for concurrent use: take every slot before
+// starting workers.
+func slot[T float](bufs *[][]T, i, n int) []T {
+	for len(*bufs) <= i {
+		*bufs = append(*bufs, nil)
+	}
+	if cap((*bufs)[i]) < n {
+		(*bufs)[i] = make([]T, n)
+	}
+	return (*bufs)[i][:n]
 }
 
 // convGeom is everything a convolution's kernels need to know about shapes:
@@ -162,6 +217,7 @@ type convOp struct {
 	opBase
 	g    convGeom
 	bias bool
+	convState
 }
 
 func (op convOp) Arity() int {
@@ -213,14 +269,14 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 			return nil, err
 		}
 	}
-	y := output(prealloc, ts[0].Dtype(), op.g.yShape())
+	y := op.buf.output(prealloc, ts[0].Dtype(), op.g.yShape())
 	switch {
 	case y.Dtype() == tensor.Float32 && op.g.winograd():
 		winogradConv(op.g, op.g.wgAlg(), data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts), false)
 	case y.Dtype() == tensor.Float32:
-		convForward(op.g, op.g.group(), data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts))
+		convForward(op.scr, op.g, op.g.group(), data[float32](y), data[float32](ts[0]), data[float32](ts[1]), convBias[float32](ts))
 	default:
-		convForward(op.g, op.g.group(), data[float64](y), data[float64](ts[0]), data[float64](ts[1]), convBias[float64](ts))
+		convForward(op.scr, op.g, op.g.group(), data[float64](y), data[float64](ts[0]), data[float64](ts[1]), convBias[float64](ts))
 	}
 	return y, nil
 }
@@ -234,18 +290,18 @@ func convBias[T float](ts []*tensor.Dense) []T {
 }
 
 func (op convOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(convGradInputOp{g: op.g}, in[1], grad)
+	dx, err := G.ApplyOp(convGradInputOp{g: op.g, convState: newConvState()}, in[1], grad)
 	if err != nil {
 		return nil, err
 	}
-	dw, err := G.ApplyOp(convGradWeightOp{g: op.g}, in[0], grad)
+	dw, err := G.ApplyOp(convGradWeightOp{g: op.g, convState: newConvState()}, in[0], grad)
 	if err != nil {
 		return nil, err
 	}
 	if !op.bias {
 		return G.Nodes{dx, dw}, nil
 	}
-	db, err := G.ApplyOp(biasGradOp{dims: 4, n: op.g.n, c: op.g.o, hw: op.g.ohw()}, grad)
+	db, err := G.ApplyOp(biasGradOp{dims: 4, n: op.g.n, c: op.g.o, hw: op.g.ohw(), buf: newBuffer()}, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -267,11 +323,25 @@ func (g convGeom) group() int { return max(1, min(g.n, convMinCols/g.ohw())) }
 // blocks side by side into a scratch (O, nb·H'·W') matrix, spread over the
 // CPUs by gemm itself, and the blocks are then copied out.
 // x is (N, C, H, W), w is (O, C·kH·kW), b is (O), y is (N, O, H'·W').
-func convForward[T float](g convGeom, nb int, y, x, w, b []T) {
+// Its scratch lives in s (nil: allocated).
+func convForward[T float](s *convScratch, g convGeom, nb int, y, x, w, b []T) {
 	ohw := g.ohw()
+	bufs, unlock := lockScratch[T](s)
+	defer unlock()
+	// float32 never builds the im2col matrix (convMul); float64 builds it
+	// unless it is the input itself.
+	_, f32 := any(x).([]float32)
+	needCols := !f32 && (nb > 1 || !g.pointwise())
 	if nb == 1 {
-		splitWork(g.n, func(_, lo, hi int) {
-			var cols []T
+		workers := splitWorkers(g.n)
+		cols := make([][]T, workers)
+		for k := range cols {
+			if needCols {
+				cols[k] = slot(bufs, k, g.ckk()*ohw)
+			}
+		}
+		splitWork(g.n, func(k, lo, hi int) {
+			cols := cols[k]
 			for i := lo; i < hi; i++ {
 				yi := y[i*g.o*ohw : (i+1)*g.o*ohw]
 				cols = convMul(g, yi, x, w, cols, i, 1)
@@ -288,8 +358,11 @@ func convForward[T float](g convGeom, nb int, y, x, w, b []T) {
 		})
 		return
 	}
-	tmp := make([]T, g.o*nb*ohw)
+	tmp := slot(bufs, 0, g.o*nb*ohw)
 	var cols []T
+	if needCols {
+		cols = slot(bufs, 1, g.ckk()*nb*ohw)
+	}
 	for i0 := 0; i0 < g.n; i0 += nb {
 		cnt := min(nb, g.n-i0)
 		ld := cnt * ohw
@@ -448,6 +521,7 @@ func splitWorkers(n int) int { return max(1, min(n, runtime.GOMAXPROCS(0), 8)) }
 type convGradInputOp struct {
 	opBase
 	g convGeom
+	convState
 }
 
 func (convGradInputOp) Arity() int { return 2 }
@@ -474,24 +548,27 @@ func (op convGradInputOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Valu
 	if err := checkShape(name, ts[1], op.g.yShape()...); err != nil {
 		return nil, err
 	}
-	dx := output(prealloc, ts[0].Dtype(), op.g.xShape())
+	dx := op.buf.output(prealloc, ts[0].Dtype(), op.g.xShape())
 	switch {
 	case dx.Dtype() == tensor.Float32 && op.g.winograd():
 		winogradConv(op.g, op.g.wgAlg(), data[float32](dx), data[float32](ts[1]), data[float32](ts[0]), nil, true)
 	case dx.Dtype() == tensor.Float32:
-		convGradInput(op.g, op.g.group(), data[float32](dx), data[float32](ts[0]), data[float32](ts[1]))
+		convGradInput(op.scr, op.g, op.g.group(), data[float32](dx), data[float32](ts[0]), data[float32](ts[1]))
 	default:
-		convGradInput(op.g, op.g.group(), data[float64](dx), data[float64](ts[0]), data[float64](ts[1]))
+		convGradInput(op.scr, op.g, op.g.group(), data[float64](dx), data[float64](ts[0]), data[float64](ts[1]))
 	}
 	return dx, nil
 }
 
 // convGradInput overwrites dx (N, C, H, W) with col2im(wᵀ·dy), nb images
 // per GEMM (see convGeom.group); w is (O, C·kH·kW), dy is (N, O, H'·W').
-func convGradInput[T float](g convGeom, nb int, dx, w, dy []T) {
+// Its scratch lives in s (nil: allocated).
+func convGradInput[T float](s *convScratch, g convGeom, nb int, dx, w, dy []T) {
 	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
+	bufs, unlock := lockScratch[T](s)
+	defer unlock()
 	if nb > 1 {
-		dyg, cols := make([]T, g.o*nb*ohw), make([]T, ckk*nb*ohw)
+		dyg, cols := slot(bufs, 0, g.o*nb*ohw), slot(bufs, 1, ckk*nb*ohw)
 		for i0 := 0; i0 < g.n; i0 += nb {
 			cnt := min(nb, g.n-i0)
 			ld := cnt * ohw
@@ -505,11 +582,14 @@ func convGradInput[T float](g convGeom, nb int, dx, w, dy []T) {
 		}
 		return
 	}
-	splitWork(g.n, func(_, lo, hi int) {
-		var cols []T
+	cols := make([][]T, splitWorkers(g.n))
+	for k := range cols {
 		if !g.pointwise() {
-			cols = make([]T, ckk*ohw)
+			cols[k] = slot(bufs, k, ckk*ohw)
 		}
+	}
+	splitWork(g.n, func(k, lo, hi int) {
+		cols := cols[k]
 		for i := lo; i < hi; i++ {
 			dyi := dy[i*g.o*ohw : (i+1)*g.o*ohw]
 			dxi := dx[i*chw : (i+1)*chw]
@@ -527,6 +607,7 @@ func convGradInput[T float](g convGeom, nb int, dx, w, dy []T) {
 type convGradWeightOp struct {
 	opBase
 	g convGeom
+	convState
 }
 
 func (convGradWeightOp) Arity() int { return 2 }
@@ -553,11 +634,11 @@ func (op convGradWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 	if err := checkShape(name, ts[1], op.g.yShape()...); err != nil {
 		return nil, err
 	}
-	dw := output(prealloc, ts[0].Dtype(), op.g.wShape())
+	dw := op.buf.output(prealloc, ts[0].Dtype(), op.g.wShape())
 	if dw.Dtype() == tensor.Float32 {
-		convGradWeight(op.g, op.g.group(), data[float32](dw), data[float32](ts[0]), data[float32](ts[1]))
+		convGradWeight(op.scr, op.g, op.g.group(), data[float32](dw), data[float32](ts[0]), data[float32](ts[1]))
 	} else {
-		convGradWeight(op.g, op.g.group(), data[float64](dw), data[float64](ts[0]), data[float64](ts[1]))
+		convGradWeight(op.scr, op.g, op.g.group(), data[float64](dw), data[float64](ts[0]), data[float64](ts[1]))
 	}
 	return dw, nil
 }
@@ -567,12 +648,15 @@ func (op convGradWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 // (N, O, H'·W'). It computes the transpose, dwᵀ = Σₙ im2col(xₙ)·dyₙᵀ, so
 // that the GEMM reads the large im2col matrix in place and packs only the
 // smaller dy, then transposes the (C·kH·kW, O) result into dw. With nb = 1
-// each worker sums its share of the batch into its own buffer.
-func convGradWeight[T float](g convGeom, nb int, dw, x, dy []T) {
+// each worker sums its share of the batch into its own buffer. Its scratch
+// lives in s (nil: allocated).
+func convGradWeight[T float](s *convScratch, g convGeom, nb int, dw, x, dy []T) {
 	ckk, ohw, chw := g.ckk(), g.ohw(), g.c*g.h*g.w
-	acc := make([]T, len(dw)) // dwᵀ, (C·kH·kW, O)
+	bufs, unlock := lockScratch[T](s)
+	defer unlock()
+	acc := slot(bufs, 0, len(dw)) // dwᵀ, (C·kH·kW, O)
 	if nb > 1 {
-		dyg, cols := make([]T, g.o*nb*ohw), make([]T, ckk*nb*ohw)
+		dyg, cols := slot(bufs, 1, g.o*nb*ohw), slot(bufs, 2, ckk*nb*ohw)
 		for i0 := 0; i0 < g.n; i0 += nb {
 			cnt := min(nb, g.n-i0)
 			ld := cnt * ohw
@@ -589,17 +673,21 @@ func convGradWeight[T float](g convGeom, nb int, dw, x, dy []T) {
 			gemm(false, true, ckk, g.o, ld, 1, cols, ld, dyg, ld, beta, acc, g.o)
 		}
 	} else {
-		partial := make([][]T, splitWorkers(g.n))
-		splitWork(g.n, func(k, lo, hi int) {
-			sum := acc
+		// Worker k sums into partial[k] (acc for worker 0) with its own
+		// im2col matrix cols[k].
+		workers := splitWorkers(g.n)
+		partial, cols := make([][]T, workers), make([][]T, workers)
+		partial[0] = acc
+		for k := range workers {
 			if k > 0 {
-				sum = make([]T, len(dw))
+				partial[k] = slot(bufs, k, len(dw))
 			}
-			partial[k] = sum
-			var cols []T
 			if !g.pointwise() {
-				cols = make([]T, ckk*ohw)
+				cols[k] = slot(bufs, workers+k, ckk*ohw)
 			}
+		}
+		splitWork(g.n, func(k, lo, hi int) {
+			sum, cols := partial[k], cols[k]
 			for i := lo; i < hi; i++ {
 				src := x[i*chw : (i+1)*chw]
 				if cols != nil {
@@ -632,6 +720,7 @@ func convGradWeight[T float](g convGeom, nb int, dw, x, dy []T) {
 type biasGradOp struct {
 	opBase
 	dims, n, c, hw int
+	buf            *ownBuffer // nil: a new output at every run
 }
 
 func (biasGradOp) Arity() int { return 1 }
@@ -655,7 +744,7 @@ func (op biasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	if dy.Shape().TotalSize() != op.n*op.c*op.hw {
 		return nil, fmt.Errorf("layers: BiasGrad: got an input of shape %v, built for %d×%d×%d elements", dy.Shape(), op.n, op.c, op.hw)
 	}
-	db := output(prealloc, dy.Dtype(), tensor.Shape{op.c})
+	db := op.buf.output(prealloc, dy.Dtype(), tensor.Shape{op.c})
 	if db.Dtype() == tensor.Float32 {
 		biasGrad(op.n, op.c, op.hw, data[float32](db), data[float32](dy))
 	} else {

@@ -40,9 +40,9 @@ func TestConvGrouped(t *testing.T) {
 			for i := range dx {
 				dx[i] = math.NaN() // must be overwritten
 			}
-			convForward(g, nb, y, x, w, b)
-			convGradInput(g, nb, dx, w, dy)
-			convGradWeight(g, nb, dw, x, dy)
+			convForward(nil, g, nb, y, x, w, b)
+			convGradInput(nil, g, nb, dx, w, dy)
+			convGradWeight(nil, g, nb, dw, x, dy)
 			return y, dx, dw
 		}
 		y1, dx1, dw1 := run(1)
@@ -95,10 +95,10 @@ func TestConvPacked(t *testing.T) {
 			b = data[float64](in[2])
 		}
 		want := make([]float64, g.n*g.o*g.ohw())
-		convForward(g, 1, want, x, w, b)
+		convForward(nil, g, 1, want, x, w, b)
 		dy := randDense(4, g.n, g.o, g.oh, g.ow)
 		wantDW := make([]float64, len(w))
-		convGradWeight(g, 1, wantDW, x, data[float64](dy))
+		convGradWeight(nil, g, 1, wantDW, x, data[float64](dy))
 		dy32 := data[float32](toFloat32(dy))
 		x32, w32, b32 := data[float32](toFloat32(in[0])), data[float32](toFloat32(in[1])), []float32(nil)
 		if c.bias {
@@ -110,7 +110,7 @@ func TestConvPacked(t *testing.T) {
 				for i := range got {
 					got[i] = float32(math.NaN()) // must be overwritten
 				}
-				convForward(g, nb, got, x32, w32, b32)
+				convForward(nil, g, nb, got, x32, w32, b32)
 				for i, v := range want {
 					if d := math.Abs(float64(got[i]) - v); !(d <= 1e-5*(1+math.Abs(v))) {
 						t.Fatalf("y[%d] = %g, want %g", i, got[i], v)
@@ -120,7 +120,7 @@ func TestConvPacked(t *testing.T) {
 				for i := range gotDW {
 					gotDW[i] = float32(math.NaN()) // must be overwritten
 				}
-				convGradWeight(g, nb, gotDW, x32, dy32)
+				convGradWeight(nil, g, nb, gotDW, x32, dy32)
 				for i, v := range wantDW {
 					if d := math.Abs(float64(gotDW[i]) - v); !(d <= 1e-5*(1+math.Abs(v))) {
 						t.Fatalf("dw[%d] = %g, want %g", i, gotDW[i], v)

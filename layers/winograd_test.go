@@ -51,9 +51,9 @@ func TestWinograd(t *testing.T) {
 		b, dy := randDense(3, g.o), randDense(4, g.n, g.o, g.h, g.w)
 		x32, w32, b32, dy32 := data[float32](toFloat32(x)), data[float32](toFloat32(w)), data[float32](toFloat32(b)), data[float32](toFloat32(dy))
 		wantDX := make([]float64, g.n*g.c*g.h*g.w)
-		convGradInput(g, 1, wantDX, data[float64](w), data[float64](dy))
+		convGradInput(nil, g, 1, wantDX, data[float64](w), data[float64](dy))
 		directDX := make([]float32, len(wantDX))
-		convGradInput(g, g.group(), directDX, w32, dy32)
+		convGradInput(nil, g, g.group(), directDX, w32, dy32)
 		for _, alg := range []wgAlg{wgF2, wgF4} {
 			name := fmt.Sprintf("%v/F%d", g, alg.m)
 			for _, bias := range []bool{false, true} {
@@ -64,11 +64,11 @@ func TestWinograd(t *testing.T) {
 						b64, bw = data[float64](b), b32
 					}
 					want := make([]float64, g.n*g.o*g.h*g.w)
-					convForward(g, 1, want, data[float64](x), data[float64](w), b64)
+					convForward(nil, g, 1, want, data[float64](x), data[float64](w), b64)
 					got := wgNaN(len(want))
 					winogradConv(g, alg, got, x32, w32, bw, false)
 					direct := make([]float32, len(want))
-					convForward(g, g.group(), direct, x32, w32, bw)
+					convForward(nil, g, g.group(), direct, x32, w32, bw)
 					e, ed := wgRelErr(got, want), wgRelErr(direct, want)
 					if !(e <= tol) {
 						t.Errorf("forward: max|diff|/max|ref| = %.3g, want ≤ %g (direct float32: %.3g)", e, tol, ed)
@@ -217,7 +217,7 @@ func BenchmarkConvWinograd(b *testing.B) {
 			b.Run(fmt.Sprintf("%d-%d_%dx%d/%s/forward", s.c, s.o, s.hw, s.hw, alg), func(b *testing.B) {
 				for b.Loop() {
 					if alg == "direct" {
-						convForward(g, g.group(), y, x, w, nil)
+						convForward(nil, g, g.group(), y, x, w, nil)
 						continue
 					}
 					winogradConv(g, g.wgAlg(), y, x, w, nil, false)
@@ -227,7 +227,7 @@ func BenchmarkConvWinograd(b *testing.B) {
 			b.Run(fmt.Sprintf("%d-%d_%dx%d/%s/dx", s.c, s.o, s.hw, s.hw, alg), func(b *testing.B) {
 				for b.Loop() {
 					if alg == "direct" {
-						convGradInput(g, g.group(), x, w, y)
+						convGradInput(nil, g, g.group(), x, w, y)
 						continue
 					}
 					winogradConv(g, g.wgAlg(), x, y, w, nil, true)

@@ -139,7 +139,7 @@ func (op linearOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	if !op.bias {
 		return G.Nodes{dx, dw}, nil
 	}
-	db, err := G.ApplyOp(biasGradOp{dims: 2, n: op.n, c: op.out, hw: 1}, grad)
+	db, err := G.ApplyOp(biasGradOp{dims: 2, n: op.n, c: op.out, hw: 1, buf: newBuffer()}, grad)
 	if err != nil {
 		return nil, err
 	}

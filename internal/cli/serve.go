@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gozoo/gozoo/serve"
+	"github.com/gozoo/gozoo/zoo/vgg"
 	"github.com/spf13/cobra"
 )
 
@@ -42,6 +43,9 @@ waiting at most --max-wait after the first. Bad input gets a 4xx JSON error
 				return err
 			}
 			defer p.Close()
+			if p.Model().Opts.Head == vgg.HeadNone {
+				return usageError{fmt.Errorf("serve: %s has no classifier head (--head none): it cannot answer /predict; serve a classifier, or extract its features with zoo features", desc)}
+			}
 			cfg.MaxBatch = src.maxBatch
 			cfg.ErrorLog = log.New(stderr, "zoo serve: ", log.LstdFlags)
 			ln, err := net.Listen("tcp", addr)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gozoo/gozoo/safetensors"
 	"github.com/gozoo/gozoo/train"
+	"gorgonia.org/tensor"
 )
 
 // Net adapts a Model to the training loop (train.Net): it builds and caches
@@ -19,6 +20,9 @@ type Net struct {
 	train  map[int]*Graph
 	eval   map[int]*Graph
 	last   *Graph // the last training graph run
+	// params holds, per training graph, the trainable parameters paired
+	// with that graph's gradient tensors (built once: Params runs every step).
+	params map[*Graph][]train.Param
 }
 
 // NetOptions configure a Net.
@@ -96,13 +100,17 @@ func (n *Net) Forward(images []float32, labels []int, training bool) (train.Outp
 }
 
 // Params returns the trainable parameters with the gradients of the last
-// training Forward (nil gradients before the first).
+// training Forward (nil gradients before the first). The slice is built once
+// per training graph and shared: callers must not modify it.
 func (n *Net) Params() []train.Param {
-	var grads map[string]Param
+	if ps, ok := n.params[n.last]; ok {
+		return ps
+	}
+	var grads map[string]*tensor.Dense
 	if n.last != nil {
-		grads = make(map[string]Param)
+		grads = make(map[string]*tensor.Dense)
 		for _, g := range n.last.Grads() {
-			grads[g.Name] = g
+			grads[g.Name] = g.Value
 		}
 	}
 	var out []train.Param
@@ -110,11 +118,13 @@ func (n *Net) Params() []train.Param {
 		if slices.Contains(n.frozen, p.Name) {
 			continue
 		}
-		tp := train.Param{Name: p.Name, Value: p.Value}
-		if g, ok := grads[p.Name]; ok {
-			tp.Grad = g.Value
+		out = append(out, train.Param{Name: p.Name, Value: p.Value, Grad: grads[p.Name]})
+	}
+	if n.last != nil {
+		if n.params == nil {
+			n.params = make(map[*Graph][]train.Param)
 		}
-		out = append(out, tp)
+		n.params[n.last] = out
 	}
 	return out
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gozoo/gozoo/safetensors"
+	"github.com/gozoo/gozoo/zoo/vgg"
 )
 
 // writeTestImages writes two PNGs and a JPEG of different sizes, and three
@@ -245,4 +246,21 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestServeRefusesFeatureModels: a model without a classifier head cannot
+// answer /predict, so zoo serve refuses it before listening.
+func TestServeRefusesFeatureModels(t *testing.T) {
+	m, err := vgg.New("vgg11", vgg.Options{Head: vgg.HeadNone, WidthMult: 1.0 / 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := filepath.Join(t.TempDir(), "w.safetensors")
+	if err := m.SaveWeights(w); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := run(t, "serve", "--model", "vgg11", "--head", "none", "--width", "0.0625", "--weights", w, "--addr", "127.0.0.1:0")
+	if code != 2 || !strings.Contains(errOut, "no classifier head") {
+		t.Errorf("zoo serve of a features-only model: exit %d, %q", code, errOut)
+	}
 }

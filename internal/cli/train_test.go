@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gozoo/gozoo/train"
-	"github.com/gozoo/gozoo/zoo/vgg"
 	"github.com/spf13/pflag"
 )
 
@@ -282,21 +281,4 @@ func TestTrainFlagOverrides(t *testing.T) {
 			t.Errorf("--%s sets nothing in the configuration: add it to trainFlags.overrides", f.Name)
 		}
 	})
-}
-
-// TestServeRefusesFeatureModels: a model without a classifier head cannot
-// answer /predict, so zoo serve refuses it before listening.
-func TestServeRefusesFeatureModels(t *testing.T) {
-	m, err := vgg.New("vgg11", vgg.Options{Head: vgg.HeadNone, WidthMult: 1.0 / 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := filepath.Join(t.TempDir(), "w.safetensors")
-	if err := m.SaveWeights(w); err != nil {
-		t.Fatal(err)
-	}
-	_, errOut, code := run(t, "serve", "--model", "vgg11", "--head", "none", "--width", "0.0625", "--weights", w, "--addr", "127.0.0.1:0")
-	if code != 2 || !strings.Contains(errOut, "no classifier head") {
-		t.Errorf("zoo serve of a features-only model: exit %d, %q", code, errOut)
-	}
 }

@@ -37,8 +37,10 @@ import tempfile
 import time
 
 import torch
-import torch.nn as nn
 import torchvision
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gen"))
+from vgg import randomise  # noqa: E402  (the fixtures' seeded initialisation)
 
 MODELS = ["vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
 DTYPES = {torch.float32: "F32", torch.int64: "I64"}
@@ -80,17 +82,7 @@ def load(path):
 def seeded(name):
     torch.manual_seed(MODELS.index(name) + 1)
     m = getattr(torchvision.models, name)()  # random weights, nothing downloaded
-    with torch.no_grad():
-        for mod in m.modules():
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
-                nn.init.normal_(mod.bias, 0.0, 0.1)
-            elif isinstance(mod, nn.BatchNorm2d):
-                nn.init.normal_(mod.weight, 1.0, 0.2)
-                nn.init.normal_(mod.bias, 0.0, 0.2)
-                mod.running_mean.normal_(0.0, 0.2)
-                mod.running_var.uniform_(0.5, 1.5)
-                mod.num_batches_tracked.fill_(7)
+    randomise(m, tracked=7)
     return m.eval()
 
 

@@ -187,11 +187,6 @@ func (t *Trainer) epoch(ctx context.Context) error {
 		if b <= skip {
 			continue
 		}
-		if len(batch.Labels) < 2 {
-			// Batch norm cannot train on one image; PyTorch refuses it too.
-			p.BatchInEpoch = b
-			continue
-		}
 		t0 := time.Now()
 		lr := t.LR()
 		out, err := t.Net.Forward(batch.Images, batch.Labels, true)

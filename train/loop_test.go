@@ -241,6 +241,21 @@ func TestLoopStopsOnNaN(t *testing.T) {
 	}
 }
 
+// TestLastBatchOfOne: a data set whose last batch holds one image trains on
+// it too (17 images in batches of 8: steps of 8, 8 and 1).
+func TestLastBatchOfOne(t *testing.T) {
+	tr := newToyTrainer(t, 1)
+	tr.Train, tr.Test = newBlobs(17, 3, 6, 8, 1), nil
+	rec := &recorder{}
+	tr.Hooks = []any{rec}
+	if err := tr.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if rec.steps != 3 || tr.Progress.Step != 3 {
+		t.Errorf("%d steps (hook %d), want 3: the batch of one is trained on", tr.Progress.Step, rec.steps)
+	}
+}
+
 // TestGradientAccumulation: two batches of 8 accumulated equal one batch of
 // 16 for a mean loss, up to float32 rounding.
 func TestGradientAccumulation(t *testing.T) {

@@ -266,3 +266,37 @@ func TestFrozen(t *testing.T) {
 		t.Errorf("first gradient is %s, want features.3.weight", g.Grads()[0].Name)
 	}
 }
+
+// TestTrainsOnOneImage: every batch-norm layer of a VGG sees at least a 2×2
+// map (the smallest input, 2^stages, is halved only after the last stage's
+// convolutions), so a batch of one image trains with finite statistics, as in
+// PyTorch; the training loop relies on it for a data set's short last batch.
+func TestTrainsOnOneImage(t *testing.T) {
+	m := tiny(t, "vgg11_bn", Options{Seed: 1})
+	net, err := m.NewNet(NetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	out, err := net.Forward(images(3, 1), []int{4}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.IsNaN(out.Loss) || math.IsInf(out.Loss, 0) {
+		t.Fatalf("loss %v on one image", out.Loss)
+	}
+	for _, l := range m.Layers {
+		s := m.BatchNormStats(l.Name)
+		if s == nil {
+			continue
+		}
+		if l.Shape[1]*l.Shape[2] < 4 {
+			t.Errorf("%s sees a %d×%d map, want at least 2×2", l.Name, l.Shape[1], l.Shape[2])
+		}
+		for _, v := range f32(s.Var) {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("%s running_var has %v after one image", l.Name, v)
+			}
+		}
+	}
+}

@@ -23,10 +23,11 @@ import (
 // small feature maps (under 256 output pixels) one GEMM spans several
 // images instead, and itself runs on every CPU. float32 3×3 convolutions
 // with stride 1 and padding 1 and at least 16 input and output channels
-// (all of VGG's but the first) run their forward pass and input gradient
-// on Winograd F(2×2, 3×3) instead (winograd.go); ZOO_CONV=direct in the
-// environment at start forces im2col and GEMM for every convolution, and
-// ZOO_CONV=f4 puts maps of 8×8 and more on F(4×4, 3×3).
+// (all of VGG's but the first) run their forward pass and both gradients
+// on Winograd F(2×2, 3×3) instead (winograd.go, winograd_dw.go);
+// ZOO_CONV=direct in the environment at start forces im2col and GEMM for
+// every convolution, and ZOO_CONV=f4 puts maps of 8×8 and more on
+// F(4×4, 3×3) (forward and input gradient only).
 func Conv2d(x, w, b *G.Node, stride, padding int) (*G.Node, error) {
 	g, err := convGeometry(x, w, b, stride, padding)
 	if err != nil {
@@ -635,9 +636,12 @@ func (op convGradWeightOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 		return nil, err
 	}
 	dw := op.buf.output(prealloc, ts[0].Dtype(), op.g.wShape())
-	if dw.Dtype() == tensor.Float32 {
+	switch {
+	case dw.Dtype() == tensor.Float32 && op.g.wgGradWeight():
+		winogradGradWeight(op.g, data[float32](dw), data[float32](ts[0]), data[float32](ts[1]))
+	case dw.Dtype() == tensor.Float32:
 		convGradWeight(op.scr, op.g, op.g.group(), data[float32](dw), data[float32](ts[0]), data[float32](ts[1]))
-	} else {
+	default:
 		convGradWeight(op.scr, op.g, op.g.group(), data[float64](dw), data[float64](ts[0]), data[float64](ts[1]))
 	}
 	return dw, nil

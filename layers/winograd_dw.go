@@ -1,0 +1,202 @@
+package layers
+
+import "github.com/gozoo/gozoo/internal/sgemm"
+
+// The weight gradient of a 3×3 stride-1 padding-1 convolution on Winograd
+// F(2×2, 3×3). The forward tile Y = Aᵀ[(G·g·Gᵀ) ⊙ (Bᵀ·d·B)]A is linear in
+// the filter g, so its adjoint is
+//
+//	dg = Gᵀ[Σ_tiles (A·dY·Aᵀ) ⊙ (Bᵀ·d·B)]G.
+//
+// Summed over the tiles, plane by plane, the 16 elementwise products become
+// 16 GEMMs dU[ξ] (O, C) = M'[ξ] (O, tiles) · V[ξ]ᵀ (tiles, C), with V the
+// forward pass's input transform and M' = A·dY·Aᵀ the adjoint of its output
+// transform: 16 multiplications per tile and channel pair instead of 36.
+// dW = Gᵀ·dU·G then folds each 4×4 back to 3×3.
+//
+// Where the direct path's sum Σ dy·x has no nonzero term, it is an exact
+// 0; Winograd's is rounding noise (~1e-7 of the largest element) left by
+// transforms that cancel. Adam turns any such noise into a full step of
+// ±lr where PyTorch's is 0 (with ReLU's sparse maps and 2×2 feature maps,
+// a third of a layer's elements: zoo/vgg's Adam fixtures). So the tiny
+// elements are checked against the inputs and those without a nonzero
+// term set to 0 (wgKeepZeros).
+
+// wgGradWeight reports whether the float32 weight gradient of g runs on
+// Winograd (winogradGradWeight): when its forward pass does on F(2×2, 3×3).
+// F(4×4, 3×3) (wgF4On) keeps the direct weight gradient.
+func (g convGeom) wgGradWeight() bool { return g.winograd() && g.wgAlg().m == 2 }
+
+// winogradGradWeight overwrites dw (O, C, 3, 3) with the weight gradient
+// of the 3×3 stride-1 padding-1 convolution g, from its input x (N, C, H, W)
+// and output gradient dy (N, O, H, W), on F(2×2, 3×3). Its scratch is
+// wgShared's (dU in the slot of the transformed filters), or its own when
+// that is in use.
+//
+// Tiles are processed in blocks of up to wgBlock, each in three phases
+// spread over the CPUs: the transforms V (16, C, tiles) split by input
+// channel and M' (16, O, tiles) split by output channel, then the GEMMs
+// dU[ξ] += M'[ξ]·V[ξ]ᵀ split by ξ. dW is folded from dU by output channel.
+func winogradGradWeight(g convGeom, dw, x, dy []float32) {
+	s := new(wgBufs)
+	if wgShared.TryLock() {
+		defer wgShared.Unlock()
+		s = &wgShared.wgBufs
+	}
+	const np = 16
+	n, c, o, h, w := g.n, g.c, g.o, g.h, g.w
+	th, tw := (h+1)/2, (w+1)/2
+	tiles := n * th * tw
+	blocks := (tiles + wgBlock(c, o, np) - 1) / wgBlock(c, o, np)
+	tb := (tiles + blocks - 1) / blocks
+	// Planes padded by 64 bytes, as in wgConv.
+	vp, mp := c*tb+16, o*tb+16
+	v, m, du := wgGrow(&s.v, np*vp), wgGrow(&s.m, np*mp), wgGrow(&s.u, np*o*c)
+	ts := make([]wgTile, tb)
+	for t0 := 0; t0 < tiles; t0 += tb {
+		cnt := min(tb, tiles-t0)
+		for k := range cnt {
+			t := t0 + k
+			img, r := t/(th*tw), t%(th*tw)
+			ty, tx := r/tw, r%tw
+			ts[k] = wgTile{in: img * c * h * w, y0: 2*ty - 1, x0: 2*tx - 1, out: img*o*h*w + 2*ty*w + 2*tx}
+		}
+		wgSplit(c, c*cnt, func(lo, hi int) { wgF2.input(v, x, ts[:cnt], lo, hi, h, w, tb, vp) })
+		wgSplit(o, o*cnt, func(lo, hi int) { wgOutputAdjoint(m, dy, ts[:cnt], lo, hi, h, w, tb, mp) })
+		beta := float32(1)
+		if t0 == 0 {
+			beta = 0
+		}
+		wgSplit(np, o*c*cnt, func(lo, hi int) {
+			for xi := lo; xi < hi; xi++ {
+				sgemm.SgemmSerial(false, true, o, c, cnt, 1, m[xi*mp:][:o*tb], tb,
+					v[xi*vp:][:c*tb], tb, beta, du[xi*o*c:][:o*c], c)
+			}
+		})
+	}
+	wgSplit(o, np*o*c, func(lo, hi int) { wgFilterAdjoint(dw, du, lo, hi, o, c) })
+	wgKeepZeros(g, dw, x, dy)
+}
+
+// wgZeroTol bounds the elements that wgKeepZeros checks: at most this
+// fraction of the largest. Winograd's noise in place of an exact 0 was
+// at most 1.5e-7 of it in zoo/vgg's fixtures.
+const wgZeroTol = 1e-3
+
+// wgKeepZeros sets to 0 each element of the weight gradient dw
+// (O, C, 3, 3) of g that is at most wgZeroTol of the largest and whose sum
+// Σ dy·x has no nonzero term (wgMeets): those that the direct path gives
+// as exact zeros. x is (N, C, H, W), dy (N, O, H, W). On dense maps
+// wgMeets finds a nonzero term of a tiny element within a few pixels; a
+// true zero costs N·H·W comparisons, as much as its direct sum.
+func wgKeepZeros(g convGeom, dw, x, dy []float32) {
+	var top float32
+	for _, v := range dw {
+		top = max(top, v, -v)
+	}
+	tiny := wgZeroTol * top
+	wgSplit(g.o, len(dw), func(lo, hi int) {
+		for o := lo; o < hi; o++ {
+			for c := range g.c {
+				k := dw[(o*g.c+c)*9:][:9]
+				for tap, v := range k {
+					if v != 0 && v <= tiny && -v <= tiny && !wgMeets(g, x, dy, o, c, tap/3, tap%3) {
+						k[tap] = 0
+					}
+				}
+			}
+		}
+	})
+}
+
+// wgMeets reports whether the weight gradient's sum for output channel o,
+// input channel c and tap (a, b), Σ dy[n, o, i, j]·x[n, c, i+a−1, j+b−1]
+// over the images and the pixels where both exist, has a term whose
+// factors are both nonzero.
+func wgMeets(g convGeom, x, dy []float32, o, c, a, b int) bool {
+	hw := g.h * g.w
+	i0, i1 := max(0, 1-a), min(g.h, g.h+1-a)
+	j0, j1 := max(0, 1-b), min(g.w, g.w+1-b)
+	for n := range g.n {
+		d, xc := dy[(n*g.o+o)*hw:][:hw], x[(n*g.c+c)*hw:][:hw]
+		for i := i0; i < i1; i++ {
+			for j := j0; j < j1; j++ {
+				if d[i*g.w+j] != 0 && xc[(i+a-1)*g.w+j+b-1] != 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// wgOutputAdjoint writes A·dY·Aᵀ of the 2×2 output gradients dY of the
+// tiles ts, output channels [o0, o1) of dy (n, cout, h, w), into m: 16
+// planes (cout, ld) plane floats apart, tile k of channel o at
+// m[ξ·plane + o·ld + k]. Outputs past the map's right or bottom edge,
+// which the forward pass drops, count as 0. It is the adjoint of wgOutput.
+func wgOutputAdjoint(m, dy []float32, ts []wgTile, o0, o1, h, w, ld, plane int) {
+	hw := h * w
+	for o := o0; o < o1; o++ {
+		mo := m[o*ld:]
+		for k, tl := range ts {
+			d := dy[tl.out+o*hw:]
+			var d00, d01, d10, d11 float32
+			oy, ox := tl.y0+1, tl.x0+1
+			if oy+1 < h && ox+1 < w {
+				d00, d01, d10, d11 = d[0], d[1], d[w], d[w+1]
+			} else {
+				d00 = d[0]
+				if ox+1 < w {
+					d01 = d[1]
+				}
+				if oy+1 < h {
+					d10 = d[w]
+					if ox+1 < w {
+						d11 = d[w+1]
+					}
+				}
+			}
+			// A·dY: the two rows spread over four, column by column.
+			t00, t10, t20, t30 := wgAAdj(d00, d10)
+			t01, t11, t21, t31 := wgAAdj(d01, d11)
+			// ·Aᵀ: row by row; ξ = 4i + j.
+			q := mo[k:]
+			q[0], q[plane], q[2*plane], q[3*plane] = wgAAdj(t00, t01)
+			q[4*plane], q[5*plane], q[6*plane], q[7*plane] = wgAAdj(t10, t11)
+			q[8*plane], q[9*plane], q[10*plane], q[11*plane] = wgAAdj(t20, t21)
+			q[12*plane], q[13*plane], q[14*plane], q[15*plane] = wgAAdj(t30, t31)
+		}
+	}
+}
+
+// wgAAdj is A·(a, b): the adjoint of wgA.
+func wgAAdj(a, b float32) (float32, float32, float32, float32) {
+	return a, a + b, a - b, -b
+}
+
+// wgFilterAdjoint writes dW = Gᵀ·dU·G, the adjoint of wgFilter, for output
+// channels [o0, o1) into dw (O, C, 3, 3) from du (16, O, C).
+func wgFilterAdjoint(dw, du []float32, o0, o1, o, c int) {
+	p := o * c // plane stride
+	for r := o0; r < o1; r++ {
+		for q := range c {
+			e := du[r*c+q:]
+			// Gᵀ·dU: the 4 rows folded to 3, column by column.
+			t00, t10, t20 := wgGAdj(e[0], e[4*p], e[8*p], e[12*p])
+			t01, t11, t21 := wgGAdj(e[p], e[5*p], e[9*p], e[13*p])
+			t02, t12, t22 := wgGAdj(e[2*p], e[6*p], e[10*p], e[14*p])
+			t03, t13, t23 := wgGAdj(e[3*p], e[7*p], e[11*p], e[15*p])
+			// ·G: the 4 columns folded to 3, row by row.
+			k := dw[(r*c+q)*9:][:9]
+			k[0], k[1], k[2] = wgGAdj(t00, t01, t02, t03)
+			k[3], k[4], k[5] = wgGAdj(t10, t11, t12, t13)
+			k[6], k[7], k[8] = wgGAdj(t20, t21, t22, t23)
+		}
+	}
+}
+
+// wgGAdj is Gᵀ·(a, b, c, d): the adjoint of wg3.
+func wgGAdj(a, b, c, d float32) (float32, float32, float32) {
+	return a + 0.5*(b+c), 0.5 * (b - c), 0.5*(b+c) + d
+}

@@ -1,0 +1,220 @@
+package layers
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"testing"
+
+	"gorgonia.org/tensor"
+)
+
+// wgDWCases are 3×3 stride-1 padding-1 convolutions for the Winograd
+// weight gradient tests: batches 1 to 4, 16 to 70 channels (and a few
+// under 16, which Conv2d leaves on the direct path), maps odd and even
+// from 1×1 to 32×32 (whole, half and single tiles at the right and bottom
+// edges). Larger and smaller shapes alternate, so that each runs on
+// scratch left by a larger one.
+var wgDWCases = []struct{ n, c, o, h, w int }{
+	{1, 1, 1, 1, 1},
+	{2, 3, 5, 5, 7},
+	{1, 16, 16, 1, 1},
+	{2, 16, 17, 2, 2},
+	{3, 17, 16, 3, 3},
+	{1, 32, 24, 4, 4},
+	{4, 20, 33, 5, 7},
+	{2, 16, 16, 7, 5},
+	{4, 64, 70, 2, 2},
+	{3, 70, 64, 1, 1},
+	{2, 24, 40, 8, 8},
+	{1, 16, 16, 32, 32},
+	{2, 33, 17, 9, 3},
+	{1, 40, 48, 32, 32},
+	{4, 16, 16, 3, 3},
+}
+
+// TestWinogradGradWeight checks the Winograd weight gradient against the
+// float64 direct path within 1e-4 of the result's largest element, and
+// reports the float32 direct path's error beside it.
+func TestWinogradGradWeight(t *testing.T) {
+	const tol = 1e-4
+	for i, c := range wgDWCases {
+		g := convGeom{n: c.n, c: c.c, h: c.h, w: c.w, o: c.o, kh: 3, kw: 3, stride: 1, pad: 1, oh: c.h, ow: c.w}
+		t.Run(g.String(), func(t *testing.T) {
+			x, dy := randDense(uint64(10+i), g.n, g.c, g.h, g.w), randDense(uint64(50+i), g.n, g.o, g.h, g.w)
+			x32, dy32 := data[float32](toFloat32(x)), data[float32](toFloat32(dy))
+			want := make([]float64, g.o*g.c*9)
+			convGradWeight(nil, g, 1, want, data[float64](x), data[float64](dy))
+			direct := make([]float32, len(want))
+			convGradWeight(nil, g, g.group(), direct, x32, dy32)
+			got := wgNaN(len(want))
+			winogradGradWeight(g, got, x32, dy32)
+			e, ed := wgRelErr(got, want), wgRelErr(direct, want)
+			if !(e <= tol) {
+				t.Errorf("weight gradient: max|diff|/max|ref| = %.3g, want ≤ %g (direct float32: %.3g)", e, tol, ed)
+			}
+			t.Logf("weight gradient: Winograd %.3g, direct float32 %.3g", e, ed)
+		})
+	}
+}
+
+// TestWinogradGradWeightZeros checks that on sparse maps (ReLU-like, 70%
+// zeros) the Winograd weight gradient is exactly 0 where the float64 direct
+// path is, and only there: Adam would turn noise in place of a 0 into a
+// full step.
+func TestWinogradGradWeightZeros(t *testing.T) {
+	sparse := func(d *tensor.Dense) *tensor.Dense {
+		for i, v := range data[float64](d) {
+			if v < 0.4 {
+				data[float64](d)[i] = 0
+			}
+		}
+		return d
+	}
+	for i, c := range []struct{ n, c, o, h, w int }{
+		{2, 16, 16, 1, 1},
+		{1, 32, 32, 2, 2},
+		{2, 16, 24, 2, 2},
+		{1, 16, 16, 3, 3},
+		{2, 32, 16, 4, 4},
+		{1, 16, 16, 5, 7},
+	} {
+		g := convGeom{n: c.n, c: c.c, h: c.h, w: c.w, o: c.o, kh: 3, kw: 3, stride: 1, pad: 1, oh: c.h, ow: c.w}
+		t.Run(g.String(), func(t *testing.T) {
+			x, dy := sparse(randDense(uint64(100+i), g.n, g.c, g.h, g.w)), sparse(randDense(uint64(200+i), g.n, g.o, g.h, g.w))
+			want := make([]float64, g.o*g.c*9)
+			convGradWeight(nil, g, 1, want, data[float64](x), data[float64](dy))
+			got := wgNaN(len(want))
+			winogradGradWeight(g, got, data[float32](toFloat32(x)), data[float32](toFloat32(dy)))
+			zeros, wrong := 0, 0
+			for j, w := range want {
+				if w == 0 {
+					zeros++
+				}
+				if (w == 0) != (got[j] == 0) {
+					wrong++
+				}
+			}
+			if zeros == 0 || zeros == len(want) {
+				t.Fatalf("%d of %d exact zeros in the direct gradient: pick another case", zeros, len(want))
+			}
+			if wrong > 0 {
+				t.Errorf("%d elements of %d are 0 in one of Winograd and direct only (%d zeros in direct)", wrong, len(want), zeros)
+			}
+			if e := wgRelErr(got, want); !(e <= 1e-4) {
+				t.Errorf("max|diff|/max|ref| = %.3g, want ≤ 1e-4", e)
+			}
+		})
+	}
+}
+
+// TestWinogradGradWeightBlocks checks a weight gradient of many blocks of
+// tiles (dU accumulated over them) and one whose scratch is its own
+// (wgShared in use) against a single run on the shared scratch: the
+// results must be bit-identical.
+func TestWinogradGradWeightBlocks(t *testing.T) {
+	g := convGeom{n: 2, c: 256, h: 23, w: 25, o: 256, kh: 3, kw: 3, stride: 1, pad: 1, oh: 23, ow: 25}
+	if tiles, tb := g.n*12*13, wgBlock(g.c, g.o, 16); tiles < 2*tb+1 {
+		t.Fatalf("%d tiles in blocks of %d: want at least 3 blocks", tiles, tb)
+	}
+	x64, dy64 := randDense(1, g.n, g.c, g.h, g.w), randDense(2, g.n, g.o, g.h, g.w)
+	x, dy := data[float32](toFloat32(x64)), data[float32](toFloat32(dy64))
+	want := make([]float64, g.o*g.c*9)
+	convGradWeight(nil, g, 1, want, data[float64](x64), data[float64](dy64))
+	shared := wgNaN(len(want))
+	winogradGradWeight(g, shared, x, dy)
+	if e := wgRelErr(shared, want); !(e <= 1e-4) {
+		t.Errorf("max|diff|/max|ref| = %.3g, want ≤ 1e-4", e)
+	}
+	wgShared.Lock()
+	own := wgNaN(len(want))
+	winogradGradWeight(g, own, x, dy)
+	wgShared.Unlock()
+	if !slices.Equal(own, shared) {
+		t.Errorf("own scratch: dw differs from the run on the shared scratch")
+	}
+}
+
+// TestWinogradGradWeightChosen pins which weight gradients run on
+// Winograd: those whose forward pass does on F(2×2, 3×3); none under
+// ZOO_CONV=direct (convDirect) or on F(4×4, 3×3) maps (wgF4On).
+func TestWinogradGradWeightChosen(t *testing.T) {
+	vgg := convGeom{c: 64, o: 64, h: 32, w: 32, kh: 3, kw: 3, stride: 1, pad: 1}
+	small := vgg
+	small.h, small.w = 4, 4
+	first := vgg
+	first.c = 3
+	narrow := vgg
+	narrow.o = 15
+	tests := []struct {
+		name         string
+		g            convGeom
+		direct, f4on bool
+		want         bool
+	}{
+		{"vgg 64→64 32×32", vgg, false, false, true},
+		{"first layer 3→64", first, false, false, false},
+		{"64→15", narrow, false, false, false},
+		{"ZOO_CONV=direct", vgg, true, false, false},
+		{"ZOO_CONV=f4, 32×32 map", vgg, false, true, false},
+		{"ZOO_CONV=f4, 4×4 map", small, false, true, true},
+	}
+	defer func(d, f bool) { convDirect, wgF4On = d, f }(convDirect, wgF4On)
+	for _, tt := range tests {
+		convDirect, wgF4On = tt.direct, tt.f4on
+		if got := tt.g.wgGradWeight(); got != tt.want {
+			t.Errorf("%s: wgGradWeight() = %t, want %t", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestWinogradGradWeightAllocs checks that a weight gradient on warm
+// shared scratch allocates next to nothing: under 1% of its scratch
+// (vgg's 128→128 layer on 16×16 maps, batch 8).
+func TestWinogradGradWeightAllocs(t *testing.T) {
+	g := convGeom{n: 8, c: 128, h: 16, w: 16, o: 128, kh: 3, kw: 3, stride: 1, pad: 1, oh: 16, ow: 16}
+	x := data[float32](toFloat32(randDense(1, g.n, g.c, g.h, g.w)))
+	dy := data[float32](toFloat32(randDense(2, g.n, g.o, g.h, g.w)))
+	dw := make([]float32, g.o*g.c*9)
+	winogradGradWeight(g, dw, x, dy) // grows the scratch
+	const runs = 5
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		winogradGradWeight(g, dw, x, dy)
+	}
+	runtime.ReadMemStats(&after)
+	scratch := 4 * (cap(wgShared.u) + cap(wgShared.v) + cap(wgShared.m))
+	if got := int(after.TotalAlloc-before.TotalAlloc) / runs; got*100 > scratch {
+		t.Errorf("allocated %d bytes per run, want under 1%% of the %d bytes of scratch", got, scratch)
+	}
+}
+
+// BenchmarkConvGradWeight times the weight gradient of VGG's 3×3 layers
+// (batch 64, float32) on Winograd and on the direct path (convDirect), in
+// GFLOP/s of the direct path's multiply-adds.
+func BenchmarkConvGradWeight(b *testing.B) {
+	const n = 64
+	defer func(old bool) { convDirect = old }(convDirect)
+	for _, s := range []struct{ c, o, hw int }{{64, 64, 32}, {128, 128, 16}, {256, 256, 8}, {512, 512, 4}, {512, 512, 2}} {
+		g := convGeom{n: n, c: s.c, h: s.hw, w: s.hw, o: s.o, kh: 3, kw: 3, stride: 1, pad: 1, oh: s.hw, ow: s.hw}
+		x := data[float32](toFloat32(randDense(1, n, s.c, s.hw, s.hw)))
+		dy := data[float32](toFloat32(randDense(2, n, s.o, s.hw, s.hw)))
+		dw := make([]float32, s.o*s.c*9)
+		scr := new(convScratch)
+		flops := 2 * float64(n*s.o*s.c*9*s.hw*s.hw)
+		for _, alg := range []string{"direct", "winograd"} {
+			b.Run(fmt.Sprintf("%d-%d_%dx%d/%s", s.c, s.o, s.hw, s.hw, alg), func(b *testing.B) {
+				convDirect = alg == "direct"
+				for b.Loop() {
+					if g.wgGradWeight() {
+						winogradGradWeight(g, dw, x, dy)
+						continue
+					}
+					convGradWeight(scr, g, g.group(), dw, x, dy)
+				}
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}

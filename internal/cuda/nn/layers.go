@@ -259,7 +259,7 @@ func (b *Backend) UploadMask(keep []bool) (Tensor, error) {
 			bs[i] = 1
 		}
 	}
-	buf, err := b.D.Alloc(max(len(bs), 1))
+	buf, err := b.get(max(len(bs), 1))
 	if err != nil {
 		return Tensor{}, err
 	}

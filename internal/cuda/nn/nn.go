@@ -4,9 +4,11 @@
 // and shapes as the CPU ops. Convolutions and Linear run on cuBLAS SGEMM
 // with beta = 0; everything else on the kernels of internal/cuda/kernels.
 //
-// It is not wired into Gorgonia's TapeMachine yet: a caller drives the
-// functions itself (see the GPU tests, which compare every function with the
-// CPU layers).
+// Backend implements ops.Backend: package internal/cuda/ops wraps these
+// functions as Gorgonia ops, and zoo/vgg's Device runs whole models with
+// them. Every tensor comes from the backend's pool (cuda.Pool): temporaries
+// go back at once, the outputs of a step at the next Recycle, so a
+// fixed-shape step allocates device memory only the first time.
 package nn
 
 import (
@@ -15,17 +17,19 @@ import (
 
 	"github.com/gozoo/gozoo/internal/cuda"
 	"github.com/gozoo/gozoo/internal/cuda/kernels"
+	"github.com/gozoo/gozoo/internal/cuda/ops"
 )
 
 // Backend runs the layers on one device; it holds the loaded kernels.
 type Backend struct {
-	D  *cuda.Device
-	fn map[string]*cuda.Function
+	D    *cuda.Device
+	fn   map[string]*cuda.Function
+	pool *cuda.Pool[cuda.Buffer]
 }
 
 // New loads every kernel module on d.
 func New(d *cuda.Device) (*Backend, error) {
-	b := &Backend{D: d, fn: map[string]*cuda.Function{}}
+	b := &Backend{D: d, fn: map[string]*cuda.Function{}, pool: cuda.NewPool(d.Alloc)}
 	for _, m := range kernels.Modules() {
 		ptx, err := kernels.PTX(m)
 		if err != nil {
@@ -66,12 +70,24 @@ func (t Tensor) Len() int {
 	return n
 }
 
-// Empty allocates a zeroed float32 tensor of shape.
+// Empty returns a zeroed float32 tensor of shape from the pool.
 func (b *Backend) Empty(shape ...int) (Tensor, error) {
 	t := Tensor{Shape: slices.Clone(shape)}
-	buf, err := b.D.Alloc(4 * t.Len())
-	t.Buf = buf
+	var err error
+	t.Buf, err = b.get(4 * t.Len())
 	return t, err
+}
+
+// get returns zeroed device memory of n bytes from the pool.
+func (b *Backend) get(n int) (cuda.Buffer, error) {
+	if n == 0 {
+		return cuda.Buffer{}, nil
+	}
+	buf, fresh, err := b.pool.Get(n)
+	if err == nil && !fresh {
+		err = b.D.Zero(buf) // Alloc zeroes; a reused buffer is stale
+	}
+	return buf, err
 }
 
 // Upload copies data (float32, in the shape's row-major order) to the device.
@@ -93,11 +109,48 @@ func (b *Backend) Download(t Tensor) ([]float32, error) {
 	return out, cuda.CopyOut(b.D, out, t.Buf)
 }
 
-// Free releases the tensors' memory.
+// Free returns the tensors' memory to the pool (it stays allocated on the
+// device; see Release).
 func (b *Backend) Free(ts ...Tensor) {
 	for _, t := range ts {
-		b.D.Free(t.Buf)
+		if t.Buf.Ptr() != 0 {
+			b.pool.Put(t.Buf)
+		}
 	}
+}
+
+// Keep exempts the tensors (weights, running statistics, solver state) from
+// Recycle.
+func (b *Backend) Keep(ts ...Tensor) {
+	for _, t := range ts {
+		if t.Buf.Ptr() != 0 {
+			b.pool.Keep(t.Buf)
+		}
+	}
+}
+
+// Recycle returns every tensor made since the last Recycle, except the kept
+// ones, to the pool: call it before each step, once the last step's outputs
+// have been read.
+func (b *Backend) Recycle() { b.pool.Recycle() }
+
+// Allocs counts the device allocations made so far (reuses not counted).
+func (b *Backend) Allocs() int { return b.pool.Allocs() }
+
+// Release frees every buffer of the pool on the device; no tensor of this
+// backend may be used afterwards.
+func (b *Backend) Release() { b.pool.Drain(func(buf cuda.Buffer) { b.D.Free(buf) }) }
+
+// ShapeOf is t's shape.
+func (b *Backend) ShapeOf(t Tensor) []int { return t.Shape }
+
+// Reshape returns a view of t with another shape of the same size.
+func (b *Backend) Reshape(t Tensor, shape ...int) (Tensor, error) {
+	v := Tensor{Buf: t.Buf, Shape: slices.Clone(shape)}
+	if v.Len() != t.Len() {
+		return Tensor{}, fmt.Errorf("nn: Reshape %v to %v: the sizes differ", t.Shape, shape)
+	}
+	return v, nil
 }
 
 // elementwise launches kernel name over n elements.
@@ -125,3 +178,5 @@ func shape4(op string, t Tensor) (n, c, h, w int, err error) {
 	}
 	return t.Shape[0], t.Shape[1], t.Shape[2], t.Shape[3], nil
 }
+
+var _ ops.Backend[Tensor] = (*Backend)(nil)

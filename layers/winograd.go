@@ -119,9 +119,8 @@ func winogradConv(g convGeom, alg wgAlg, y, x, w, b []float32, grad bool) {
 }
 
 // wgFilter writes the 16 transformed filter matrices U[ξ] = (G·g·Gᵀ)[ξ]
-// into u (16, O, C); w is (O, C, 3, 3). Each row of the 16 matrices is
-// built in a buffer and copied out, so that they are written in sequence,
-// on every CPU for large filters.
+// into u (16, O, C); w is (O, C, 3, 3): on AVX-512, 16 input channels at
+// a time (wgFilterRows), else in Go (wgFilterGo).
 //
 // The input gradient needs the transforms of the filters rotated by 180°
 // with the channels swapped, (16, C, O); since G·J = P·G, where J reverses
@@ -129,25 +128,34 @@ func winogradConv(g convGeom, alg wgAlg, y, x, w, b []float32, grad bool) {
 // swapping 0 and 3 in both of ξ's indices (wgConv's grad).
 func wgFilter(u, w []float32, o, c int) {
 	wgSplit(o, 16*o*c, func(lo, hi int) {
-		buf := make([]float32, 16*c)
-		for r := lo; r < hi; r++ {
-			for q := range c {
-				k := w[(r*c+q)*9:][:9]
-				// t = G·g, column by column (4×3).
-				t00, t10, t20, t30 := wg3(k[0], k[3], k[6])
-				t01, t11, t21, t31 := wg3(k[1], k[4], k[7])
-				t02, t12, t22, t32 := wg3(k[2], k[5], k[8])
-				b := buf[q:]
-				b[0], b[c], b[2*c], b[3*c] = wg3(t00, t01, t02)
-				b[4*c], b[5*c], b[6*c], b[7*c] = wg3(t10, t11, t12)
-				b[8*c], b[9*c], b[10*c], b[11*c] = wg3(t20, t21, t22)
-				b[12*c], b[13*c], b[14*c], b[15*c] = wg3(t30, t31, t32)
-			}
-			for xi := range 16 {
-				copy(u[(xi*o+r)*c:][:c], buf[xi*c:][:c])
-			}
+		if !wgFilterRows(u, w, o, c, lo, hi) {
+			wgFilterGo(u, w, o, c, lo, hi)
 		}
 	})
+}
+
+// wgFilterGo is wgFilter's work on output channels [lo, hi) in Go. Each
+// row of the 16 matrices is built in a buffer and copied out, so that they
+// are written in sequence, on every CPU for large filters.
+func wgFilterGo(u, w []float32, o, c, lo, hi int) {
+	buf := make([]float32, 16*c)
+	for r := lo; r < hi; r++ {
+		for q := range c {
+			k := w[(r*c+q)*9:][:9]
+			// t = G·g, column by column (4×3).
+			t00, t10, t20, t30 := wg3(k[0], k[3], k[6])
+			t01, t11, t21, t31 := wg3(k[1], k[4], k[7])
+			t02, t12, t22, t32 := wg3(k[2], k[5], k[8])
+			b := buf[q:]
+			b[0], b[c], b[2*c], b[3*c] = wg3(t00, t01, t02)
+			b[4*c], b[5*c], b[6*c], b[7*c] = wg3(t10, t11, t12)
+			b[8*c], b[9*c], b[10*c], b[11*c] = wg3(t20, t21, t22)
+			b[12*c], b[13*c], b[14*c], b[15*c] = wg3(t30, t31, t32)
+		}
+		for xi := range 16 {
+			copy(u[(xi*o+r)*c:][:c], buf[xi*c:][:c])
+		}
+	}
 }
 
 // wg3 is G·(a, b, c): F(2×2, 3×3)'s filter transform of one column or row.
@@ -205,12 +213,7 @@ func wgConv(s *wgBufs, alg wgAlg, n, cin, cout, h, w int, y, x, u, b []float32, 
 	ts := make([]wgTile, tb)
 	for t0 := 0; t0 < tiles; t0 += tb {
 		cnt := min(tb, tiles-t0)
-		for k := range cnt {
-			t := t0 + k
-			img, r := t/(th*tw), t%(th*tw)
-			ty, tx := r/tw, r%tw
-			ts[k] = wgTile{in: img * cin * h * w, y0: mt*ty - 1, x0: mt*tx - 1, out: img*cout*h*w + mt*ty*w + mt*tx}
-		}
+		wgTiles(ts[:cnt], t0, mt, cin, cout, h, w)
 		wgSplit(cin, cin*cnt, func(lo, hi int) { alg.input(v, x, ts[:cnt], lo, hi, h, w, tb, vp) })
 		wgSplit(np, cout*cin*cnt, func(lo, hi int) {
 			for xi := lo; xi < hi; xi++ {
@@ -226,6 +229,20 @@ func wgConv(s *wgBufs, alg wgAlg, n, cin, cout, h, w int, y, x, u, b []float32, 
 			}
 		})
 		wgSplit(cout, cout*cnt, func(lo, hi int) { alg.output(y, m, ts[:cnt], lo, hi, h, w, tb, mp, b) })
+	}
+}
+
+// wgTiles fills ts with the m×m tiles t0, t0+1, … of images (cin, h, w)
+// in and (cout, h, w) out, numbered image by image, then row by row, left
+// to right: the order of V's and M's columns, which wgInput's and
+// wgOutput's row kernels rely on.
+func wgTiles(ts []wgTile, t0, m, cin, cout, h, w int) {
+	th, tw := (h+m-1)/m, (w+m-1)/m
+	for k := range ts {
+		t := t0 + k
+		img, r := t/(th*tw), t%(th*tw)
+		ty, tx := r/tw, r%tw
+		ts[k] = wgTile{in: img * cin * h * w, y0: m*ty - 1, x0: m*tx - 1, out: img*cout*h*w + m*ty*w + m*tx}
 	}
 }
 
@@ -253,44 +270,132 @@ func wgSplit(n, work int, fn func(lo, hi int)) {
 // wgInput writes the transformed input blocks Bᵀ·d·B of the tiles ts, for
 // channels [c0, c1) of x (n, cin, h, w), into v: 16 planes (cin, ld)
 // plane floats apart, tile k of channel c at v[ξ·plane + c·ld + k].
+//
+// A whole row of tiles of one image (wgRowAt) is transformed at once by
+// wgInRow; the tiles of a block's partial first and last rows one by one
+// (wgInTile).
 func wgInput(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) {
-	hw := h * w
+	hw, tw := h*w, (w+1)/2
+	rows := w >= wgRowMinW()
+	if !rows && wgInGather(v, x, ts, c0, c1, h, w, ld, plane) {
+		return
+	}
+	s := wgRowScratch(w)
 	for c := c0; c < c1; c++ {
 		vc := v[c*ld:]
-		for k, tl := range ts {
+		for k := 0; k < len(ts); {
+			tl := ts[k]
 			xc := x[tl.in+c*hw:][:hw]
-			var r0, r1, r2, r3 []float32 // the block's 4 rows
-			if tl.y0 >= 0 && tl.x0 >= 0 && tl.y0+4 <= h && tl.x0+4 <= w {
-				at := tl.y0*w + tl.x0
-				r0, r1, r2, r3 = xc[at:][:4], xc[at+w:][:4], xc[at+2*w:][:4], xc[at+3*w:][:4]
-			} else {
-				var d [16]float32
-				for i := range 4 {
-					yy := tl.y0 + i
-					if yy < 0 || yy >= h {
-						continue
-					}
-					for j := range 4 {
-						if xx := tl.x0 + j; xx >= 0 && xx < w {
-							d[4*i+j] = xc[yy*w+xx]
-						}
-					}
-				}
-				r0, r1, r2, r3 = d[0:4], d[4:8], d[8:12], d[12:16]
+			if !rows || !wgRowAt(ts, k, tw) {
+				wgInTile(vc[k:], xc, tl, h, w, plane)
+				k++
+				continue
 			}
-			// Bᵀ·d: the rows combined, column by column.
-			e00, e10, e20, e30 := wgB(r0[0], r1[0], r2[0], r3[0])
-			e01, e11, e21, e31 := wgB(r0[1], r1[1], r2[1], r3[1])
-			e02, e12, e22, e32 := wgB(r0[2], r1[2], r2[2], r3[2])
-			e03, e13, e23, e33 := wgB(r0[3], r1[3], r2[3], r3[3])
-			// ·B: the columns combined, row by row; ξ = 4i + j.
-			q := vc[k:]
-			q[0], q[plane], q[2*plane], q[3*plane] = wgB(e00, e01, e02, e03)
-			q[4*plane], q[5*plane], q[6*plane], q[7*plane] = wgB(e10, e11, e12, e13)
-			q[8*plane], q[9*plane], q[10*plane], q[11*plane] = wgB(e20, e21, e22, e23)
-			q[12*plane], q[13*plane], q[14*plane], q[15*plane] = wgB(e30, e31, e32, e33)
+			var r [4][]float32 // the 4 input rows, zero rows for the padding
+			for i := range r {
+				r[i] = s.zero[:w]
+				if yy := tl.y0 + i; yy >= 0 && yy < h {
+					r[i] = xc[yy*w:][:w]
+				}
+			}
+			_ = vc[15*plane+k+tw-1]
+			wgInRow(vc[k:], plane, r, s.e, w, tw)
+			k += tw
 		}
 	}
+}
+
+// wgRowMinW is the map width from which whole rows of tiles go to
+// wgInRow and wgOutRow (the rest tile by tile); under it wgInGather and
+// wgOutScatter take every tile when they can. With AVX-512, rows of 8
+// tiles (16 columns) and more; in Go, rows of 4 and more (rows of 1 or 2
+// were slower than tile by tile).
+func wgRowMinW() int {
+	if wgAVX512 {
+		return 16
+	}
+	return 8
+}
+
+// wgRowAt reports whether ts[k:k+tw] is a whole row of tiles of one image,
+// left to right (tw tiles a row): true for every row of a block but its
+// first and last, which wgConv may cut.
+func wgRowAt(ts []wgTile, k, tw int) bool {
+	if ts[k].x0 != -1 || k+tw > len(ts) {
+		return false
+	}
+	last := ts[k+tw-1]
+	return last.in == ts[k].in && last.y0 == ts[k].y0 && last.x0 == 2*tw-3
+}
+
+// wgScratch is the scratch of wgInRow and wgOutRow for maps w wide: a zero
+// row, and the 4 rows of Bᵀ·d, each (wgRowStride(w)) with a zero before
+// and after the w columns (Bᵀ·d of column j at e[i·stride + 1 + j]).
+type wgScratch struct{ zero, e []float32 }
+
+// wgRowStride is the stride of wgScratch.e's rows: room for the zero
+// before, the w columns, and zeros up to the end of the last 16 tiles
+// (32 columns) that wgInRow reads, plus 2.
+func wgRowStride(w int) int { return 32*((w+31)/32) + 16 }
+
+// wgRowScratch returns a zeroed wgScratch for maps w wide.
+func wgRowScratch(w int) wgScratch {
+	return wgScratch{zero: make([]float32, w), e: make([]float32, 4*wgRowStride(w))}
+}
+
+// wgInRowGo is wgInRow in Go: Bᵀ·d on whole rows (r, 4 rows of w) into e,
+// then ·B tile by tile, the tiles' columns 2t−1 … 2t+2 read from e's
+// padded rows, into q's 16 planes (plane apart, tw tiles each). e's
+// padding must be zero; it stays so.
+func wgInRowGo(q []float32, plane int, r [4][]float32, e []float32, w, tw int) {
+	s := wgRowStride(w)
+	r0, r1, r2, r3 := r[0][:w], r[1][:w], r[2][:w], r[3][:w]
+	e0, e1, e2, e3 := e[1:][:w], e[s+1:][:w], e[2*s+1:][:w], e[3*s+1:][:w]
+	for j := range e0 {
+		e0[j], e1[j], e2[j], e3[j] = wgB(r0[j], r1[j], r2[j], r3[j])
+	}
+	for i := range 4 {
+		ei := e[i*s:][:2*tw+2]
+		p0, p1, p2, p3 := q[4*i*plane:][:tw], q[(4*i+1)*plane:][:tw], q[(4*i+2)*plane:][:tw], q[(4*i+3)*plane:][:tw]
+		for t := range p0 {
+			d := ei[2*t:][:4]
+			p0[t], p1[t], p2[t], p3[t] = wgB(d[0], d[1], d[2], d[3])
+		}
+	}
+}
+
+// wgInTile writes Bᵀ·d·B of the one tile tl of the channel xc (h, w) into
+// q's 16 planes (plane apart).
+func wgInTile(q, xc []float32, tl wgTile, h, w, plane int) {
+	var r0, r1, r2, r3 []float32 // the block's 4 rows
+	if tl.y0 >= 0 && tl.x0 >= 0 && tl.y0+4 <= h && tl.x0+4 <= w {
+		at := tl.y0*w + tl.x0
+		r0, r1, r2, r3 = xc[at:][:4], xc[at+w:][:4], xc[at+2*w:][:4], xc[at+3*w:][:4]
+	} else {
+		var d [16]float32
+		for i := range 4 {
+			yy := tl.y0 + i
+			if yy < 0 || yy >= h {
+				continue
+			}
+			for j := range 4 {
+				if xx := tl.x0 + j; xx >= 0 && xx < w {
+					d[4*i+j] = xc[yy*w+xx]
+				}
+			}
+		}
+		r0, r1, r2, r3 = d[0:4], d[4:8], d[8:12], d[12:16]
+	}
+	// Bᵀ·d: the rows combined, column by column.
+	e00, e10, e20, e30 := wgB(r0[0], r1[0], r2[0], r3[0])
+	e01, e11, e21, e31 := wgB(r0[1], r1[1], r2[1], r3[1])
+	e02, e12, e22, e32 := wgB(r0[2], r1[2], r2[2], r3[2])
+	e03, e13, e23, e33 := wgB(r0[3], r1[3], r2[3], r3[3])
+	// ·B: the columns combined, row by row; ξ = 4i + j.
+	q[0], q[plane], q[2*plane], q[3*plane] = wgB(e00, e01, e02, e03)
+	q[4*plane], q[5*plane], q[6*plane], q[7*plane] = wgB(e10, e11, e12, e13)
+	q[8*plane], q[9*plane], q[10*plane], q[11*plane] = wgB(e20, e21, e22, e23)
+	q[12*plane], q[13*plane], q[14*plane], q[15*plane] = wgB(e30, e31, e32, e33)
 }
 
 // wgB is Bᵀ·(a, b, c, d): F(2×2, 3×3)'s input transform of one column or
@@ -308,41 +413,90 @@ func wgA(a, b, c, d float32) (float32, float32) {
 // wgOutput writes the 2×2 outputs Aᵀ·m·A (+ b) of the tiles ts, output
 // channels [o0, o1), into y (n, cout, h, w) from the 16 products m, planes
 // (cout, ld) plane floats apart, dropping the outputs past the map's right
-// or bottom edge.
+// or bottom edge. Whole rows of tiles (wgRowAt) go to wgOutRow, the rest
+// tile by tile.
 func wgOutput(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32) {
-	hw := h * w
+	hw, tw := h*w, (w+1)/2
+	rows := w >= wgRowMinW()
+	if !rows && wgOutScatter(y, m, ts, o0, o1, h, w, ld, plane, b) {
+		return
+	}
 	for o := o0; o < o1; o++ {
 		var bias float32
 		if b != nil {
 			bias = b[o]
 		}
 		mo := m[o*ld:]
-		for k, tl := range ts {
-			q := mo[k:]
-			// Aᵀ·m: the rows combined, column by column; ξ = 4i + j.
-			t00, t10 := wgA(q[0], q[4*plane], q[8*plane], q[12*plane])
-			t01, t11 := wgA(q[plane], q[5*plane], q[9*plane], q[13*plane])
-			t02, t12 := wgA(q[2*plane], q[6*plane], q[10*plane], q[14*plane])
-			t03, t13 := wgA(q[3*plane], q[7*plane], q[11*plane], q[15*plane])
-			// ·A: the columns combined.
-			y00, y01 := wgA(t00, t01, t02, t03)
-			y10, y11 := wgA(t10, t11, t12, t13)
+		for k := 0; k < len(ts); {
+			tl := ts[k]
 			yo := y[tl.out+o*hw:]
-			oy, ox := tl.y0+1, tl.x0+1
-			if oy+1 < h && ox+1 < w {
-				yo[0], yo[1], yo[w], yo[w+1] = y00+bias, y01+bias, y10+bias, y11+bias
+			if !rows || !wgRowAt(ts, k, tw) {
+				wgOutTile(yo, mo[k:], tl, h, w, plane, bias)
+				k++
 				continue
 			}
-			yo[0] = y00 + bias
-			if ox+1 < w {
-				yo[1] = y01 + bias
+			y0, y1 := yo[:w], []float32(nil)
+			if tl.y0+2 < h {
+				y1 = yo[w:][:w]
 			}
-			if oy+1 < h {
-				yo[w] = y10 + bias
-				if ox+1 < w {
-					yo[w+1] = y11 + bias
-				}
+			_ = mo[15*plane+k+tw-1]
+			wgOutRow(y0, y1, mo[k:], plane, tw, bias)
+			k += tw
+		}
+	}
+}
+
+// wgOutRowGo is wgOutRow in Go: the outputs of a whole row of tw tiles
+// from q's 16 planes (plane apart) into the output rows y0 and y1 (y1 nil
+// when the map ends after y0), plus bias.
+func wgOutRowGo(y0, y1, q []float32, plane, tw int, bias float32) {
+	w := len(y0)
+	for t := range tw {
+		x := q[t:]
+		t00, t10 := wgA(x[0], x[4*plane], x[8*plane], x[12*plane])
+		t01, t11 := wgA(x[plane], x[5*plane], x[9*plane], x[13*plane])
+		t02, t12 := wgA(x[2*plane], x[6*plane], x[10*plane], x[14*plane])
+		t03, t13 := wgA(x[3*plane], x[7*plane], x[11*plane], x[15*plane])
+		y00, y01 := wgA(t00, t01, t02, t03)
+		y10, y11 := wgA(t10, t11, t12, t13)
+		if 2*t+1 < w {
+			y0[2*t], y0[2*t+1] = y00+bias, y01+bias
+			if y1 != nil {
+				y1[2*t], y1[2*t+1] = y10+bias, y11+bias
 			}
+			continue
+		}
+		y0[2*t] = y00 + bias
+		if y1 != nil {
+			y1[2*t] = y10 + bias
+		}
+	}
+}
+
+// wgOutTile writes the outputs of the one tile tl from q's 16 planes
+// (plane apart) into yo, its first output in y (h, w), plus bias.
+func wgOutTile(yo, q []float32, tl wgTile, h, w, plane int, bias float32) {
+	// Aᵀ·m: the rows combined, column by column; ξ = 4i + j.
+	t00, t10 := wgA(q[0], q[4*plane], q[8*plane], q[12*plane])
+	t01, t11 := wgA(q[plane], q[5*plane], q[9*plane], q[13*plane])
+	t02, t12 := wgA(q[2*plane], q[6*plane], q[10*plane], q[14*plane])
+	t03, t13 := wgA(q[3*plane], q[7*plane], q[11*plane], q[15*plane])
+	// ·A: the columns combined.
+	y00, y01 := wgA(t00, t01, t02, t03)
+	y10, y11 := wgA(t10, t11, t12, t13)
+	oy, ox := tl.y0+1, tl.x0+1
+	if oy+1 < h && ox+1 < w {
+		yo[0], yo[1], yo[w], yo[w+1] = y00+bias, y01+bias, y10+bias, y11+bias
+		return
+	}
+	yo[0] = y00 + bias
+	if ox+1 < w {
+		yo[1] = y01 + bias
+	}
+	if oy+1 < h {
+		yo[w] = y10 + bias
+		if ox+1 < w {
+			yo[w+1] = y11 + bias
 		}
 	}
 }

@@ -3,6 +3,7 @@ package layers
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"testing"
 
@@ -11,7 +12,9 @@ import (
 )
 
 // wgCases are 3×3 stride-1 padding-1 convolutions for the Winograd tests:
-// channels from 1 to 70, maps odd and even down to 1×1, batches 1 to 5.
+// channels from 1 to 70, maps odd and even from 1×1 to 33×31 (tile rows
+// transformed whole from 16 columns on AVX-512, from 8 in Go), batches 1
+// to 5.
 var wgCases = []struct{ n, c, o, h, w int }{
 	{1, 1, 1, 1, 1},
 	{2, 3, 2, 2, 2},
@@ -26,6 +29,11 @@ var wgCases = []struct{ n, c, o, h, w int }{
 	{2, 32, 48, 16, 16},
 	{1, 20, 24, 33, 31},
 	{5, 40, 40, 11, 12},
+	{2, 16, 17, 32, 32},
+	{3, 16, 16, 17, 31},
+	{2, 18, 16, 16, 33},
+	{4, 16, 20, 7, 7},
+	{3, 20, 16, 5, 6},
 }
 
 // wgRelErr returns max|got − want| / max|want|.
@@ -85,6 +93,110 @@ func TestWinograd(t *testing.T) {
 				}
 				t.Logf("input gradient: Winograd %.3g, direct float32 %.3g", e, ed)
 			})
+		}
+	}
+}
+
+// wgKernelCases are blocks of tiles for TestWinogradKernels: maps 1×1 to
+// 33×33, every block either whole images or cut mid-row (first tile
+// first, count cnt; cnt 0 means to the last tile).
+var wgKernelCases = []struct{ n, c, h, w, first, cnt int }{
+	{2, 3, 1, 1, 0, 0},
+	{3, 2, 2, 2, 1, 2},
+	{2, 5, 3, 3, 0, 0},
+	{4, 17, 4, 4, 3, 13},
+	{3, 2, 5, 7, 5, 0},
+	{2, 3, 6, 6, 0, 0},
+	{3, 4, 7, 7, 2, 33},
+	{2, 3, 8, 8, 0, 0},
+	{3, 2, 9, 15, 7, 0},
+	{2, 3, 16, 16, 0, 0},
+	{3, 3, 16, 16, 5, 150},
+	{2, 2, 17, 17, 0, 0},
+	{2, 3, 15, 18, 3, 70},
+	{2, 2, 32, 32, 0, 0},
+	{3, 2, 31, 33, 20, 400},
+	{2, 2, 33, 47, 0, 0},
+}
+
+// TestWinogradKernels checks F(2×2, 3×3)'s transforms as wgConv and the
+// weight gradient call them (whole rows, gathers, scatters, tile by tile;
+// AVX-512 and Go) against the one-tile Go code (wgInTile, wgOutTile), bit
+// for bit, on random data; also that nothing outside the block's tiles is
+// written. The filter transform's kernel is checked against wgFilterGo.
+func TestWinogradKernels(t *testing.T) {
+	defer func(old bool) { wgAVX512 = old }(wgAVX512)
+	asm := []bool{false}
+	if wgAVX512 {
+		asm = append(asm, true)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	random := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = rng.Float32()*2 - 1
+		}
+		return v
+	}
+	same := func(t *testing.T, what string, got, want []float32) {
+		t.Helper()
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s[%d] = %g, want %g", what, i, got[i], want[i])
+			}
+		}
+	}
+	for _, tc := range wgKernelCases {
+		h, w, c := tc.h, tc.w, tc.c
+		tiles := tc.n * ((h + 1) / 2) * ((w + 1) / 2)
+		cnt := tc.cnt
+		if cnt == 0 {
+			cnt = tiles - tc.first
+		}
+		ts := make([]wgTile, cnt)
+		wgTiles(ts, tc.first, 2, c, c, h, w)
+		ld := cnt + 3
+		plane := c*ld + 5
+		x, m, b := random(tc.n*c*h*w), random(16*plane), random(c)
+		// The references, tile by tile; channels split in two as wgSplit
+		// may.
+		wantV, wantY, wantYB := wgNaN(16*plane), wgNaN(len(x)), wgNaN(len(x))
+		for ch := range c {
+			for k, tl := range ts {
+				wgInTile(wantV[ch*ld+k:], x[tl.in+ch*h*w:][:h*w], tl, h, w, plane)
+				wgOutTile(wantY[tl.out+ch*h*w:], m[ch*ld+k:], tl, h, w, plane, 0)
+				wgOutTile(wantYB[tl.out+ch*h*w:], m[ch*ld+k:], tl, h, w, plane, b[ch])
+			}
+		}
+		for _, on := range asm {
+			wgAVX512 = on
+			t.Run(fmt.Sprintf("n=%d,c=%d,%dx%d,tiles=%d+%d/avx512=%t", tc.n, c, h, w, tc.first, cnt, on), func(t *testing.T) {
+				v, y, yb := wgNaN(16*plane), wgNaN(len(x)), wgNaN(len(x))
+				for _, r := range [][2]int{{0, c / 2}, {c / 2, c}} {
+					wgInput(v, x, ts, r[0], r[1], h, w, ld, plane)
+					wgOutput(y, m, ts, r[0], r[1], h, w, ld, plane, nil)
+					wgOutput(yb, m, ts, r[0], r[1], h, w, ld, plane, b)
+				}
+				same(t, "v", v, wantV)
+				same(t, "y", y, wantY)
+				same(t, "y with bias", yb, wantYB)
+			})
+		}
+	}
+	for _, s := range []struct{ o, c int }{{1, 1}, {3, 5}, {2, 16}, {4, 17}, {5, 40}, {3, 64}} {
+		w := random(s.o * s.c * 9)
+		want := wgNaN(16 * s.o * s.c)
+		wgFilterGo(want, w, s.o, s.c, 0, s.o)
+		for _, on := range asm {
+			wgAVX512 = on
+			got := wgNaN(len(want))
+			if !wgFilterRows(got, w, s.o, s.c, 0, 1) {
+				wgFilterGo(got, w, s.o, s.c, 0, 1)
+			}
+			if !wgFilterRows(got, w, s.o, s.c, 1, s.o) {
+				wgFilterGo(got, w, s.o, s.c, 1, s.o)
+			}
+			t.Run(fmt.Sprintf("filter/o=%d,c=%d/avx512=%t", s.o, s.c, on), func(t *testing.T) { same(t, "u", got, want) })
 		}
 	}
 }
@@ -235,5 +347,45 @@ func BenchmarkConvWinograd(b *testing.B) {
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
+	}
+}
+
+// BenchmarkWinogradTransforms times F(2×2, 3×3)'s tile transforms alone on
+// VGG's 3×3 layers (batch 64, 512 channels in and out at most): the input
+// and output transforms of one block of tiles as wgConv cuts it, all
+// channels, and the filter transform.
+func BenchmarkWinogradTransforms(b *testing.B) {
+	const n = 64
+	for _, s := range []struct{ c, hw int }{{64, 32}, {128, 16}, {256, 8}, {512, 4}, {512, 2}} {
+		g := convGeom{n: n, c: s.c, h: s.hw, w: s.hw, o: s.c}
+		tw := (s.hw + 1) / 2
+		tiles := n * tw * tw
+		blocks := (tiles + wgBlock(g.c, g.o, 16) - 1) / wgBlock(g.c, g.o, 16)
+		tb := (tiles + blocks - 1) / blocks
+		ts := make([]wgTile, tb)
+		wgTiles(ts, 0, 2, g.c, g.o, g.h, g.w)
+		x := data[float32](toFloat32(randDense(1, n, s.c, s.hw, s.hw)))
+		w := data[float32](toFloat32(randDense(2, s.c, s.c, 3, 3)))
+		y := make([]float32, len(x))
+		plane := s.c*tb + 16
+		v, u := make([]float32, 16*plane), make([]float32, 16*s.c*s.c)
+		name := fmt.Sprintf("%d_%dx%d", s.c, s.hw, s.hw)
+		b.Run(name+"/input", func(b *testing.B) {
+			for b.Loop() {
+				wgInput(v, x, ts, 0, g.c, g.h, g.w, tb, plane)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tb*g.c), "ns/tile")
+		})
+		b.Run(name+"/output", func(b *testing.B) {
+			for b.Loop() {
+				wgOutput(y, v, ts, 0, g.o, g.h, g.w, tb, plane, w)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tb*g.o), "ns/tile")
+		})
+		b.Run(name+"/filter", func(b *testing.B) {
+			for b.Loop() {
+				wgFilter(u, w, g.o, g.c)
+			}
+		})
 	}
 }

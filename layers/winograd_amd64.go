@@ -1,0 +1,151 @@
+//go:build amd64 && !purego
+
+package layers
+
+import (
+	"math"
+
+	"golang.org/x/sys/cpu"
+)
+
+//go:generate go run winograd_asm_gen.go
+
+// The AVX-512 row kernels of F(2×2, 3×3)'s tile transforms
+// (winograd_amd64.s): wgInRowGo and wgOutRowGo on 16 tiles at a time,
+// with the same operations in the same order (bit-identical results).
+
+//go:noescape
+func wgInRowAVX512(q *float32, plane int, r0, r1, r2, r3, e *float32, es, w, tw int)
+
+//go:noescape
+func wgOutRowAVX512(y0, y1, q *float32, plane, tw, w int, bias float32)
+
+//go:noescape
+func wgFilterAVX512(u, w *float32, o, c, lo, hi int)
+
+//go:noescape
+func wgInGatherAVX512(q *float32, plane, ld int, x *float32, hw, c0, c1 int, idx *int32, msk *uint16, n int)
+
+//go:noescape
+func wgOutScatterAVX512(y, q *float32, plane, ld, hw, o0, o1 int, idx *int32, msk *uint16, n int, bias *float32)
+
+// wgAVX512 puts F(2×2, 3×3)'s transforms on the AVX-512 kernels; tests
+// turn it off to compare them with the Go code. cpu.X86.HasAVX512F is only
+// true when the OS saves the AVX-512 state.
+var wgAVX512 = cpu.X86.HasAVX512F
+
+// wgInRow transforms one whole row of tiles (see wgInRowGo): on AVX-512 in
+// assembly, else in Go.
+func wgInRow(q []float32, plane int, r [4][]float32, e []float32, w, tw int) {
+	if !wgAVX512 {
+		wgInRowGo(q, plane, r, e, w, tw)
+		return
+	}
+	wgInRowAsm(q, plane, r, e, w, tw)
+}
+
+// wgOutRow writes the outputs of one whole row of tiles (see wgOutRowGo):
+// on AVX-512 in assembly, else in Go.
+func wgOutRow(y0, y1, q []float32, plane, tw int, bias float32) {
+	if !wgAVX512 {
+		wgOutRowGo(y0, y1, q, plane, tw, bias)
+		return
+	}
+	wgOutRowAsm(y0, y1, q, plane, tw, bias)
+}
+
+// wgInGather is wgInput on wgInGatherAVX512, every tile of ts 16 at a
+// time, whatever its place: it reports false, doing nothing, without
+// AVX-512 or when x is too long for the kernel's int32 offsets.
+func wgInGather(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) bool {
+	if !wgAVX512 || len(x) > math.MaxInt32 || len(ts) == 0 || c1 <= c0 {
+		return false
+	}
+	hw := h * w
+	idx := make([]int32, 256*((len(ts)+15)/16))
+	msk := make([]uint16, len(idx)/16)
+	for k, tl := range ts {
+		g, l := k/16, k%16
+		_ = x[tl.in+c1*hw-1]
+		for i := range 4 {
+			yy := tl.y0 + i
+			if yy < 0 || yy >= h {
+				continue
+			}
+			for j := range 4 {
+				if xx := tl.x0 + j; xx >= 0 && xx < w {
+					xi := 4*i + j
+					idx[256*g+16*xi+l] = int32(tl.in + yy*w + xx)
+					msk[16*g+xi] |= 1 << l
+				}
+			}
+		}
+	}
+	_ = v[15*plane+(c1-1)*ld+len(ts)-1]
+	wgInGatherAVX512(&v[0], plane, ld, &x[0], hw, c0, c1, &idx[0], &msk[0], len(ts))
+	return true
+}
+
+// wgOutScatter is wgOutput on wgOutScatterAVX512, every tile of ts 16 at
+// a time: it reports false, doing nothing, without AVX-512 or when y is
+// too long for the kernel's int32 offsets.
+func wgOutScatter(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32) bool {
+	if !wgAVX512 || len(y) > math.MaxInt32 || len(ts) == 0 || o1 <= o0 {
+		return false
+	}
+	hw := h * w
+	idx := make([]int32, 64*((len(ts)+15)/16))
+	msk := make([]uint16, len(idx)/16)
+	for k, tl := range ts {
+		g, l := k/16, k%16
+		oy, ox := tl.y0+1, tl.x0+1
+		right, below := ox+1 < w, oy+1 < h
+		_ = y[tl.out+(o1-1)*hw]
+		for p, on := range [4]bool{true, right, below, right && below} {
+			if on {
+				_ = y[tl.out+(o1-1)*hw+(p/2)*w+p%2]
+				idx[64*g+16*p+l] = int32(tl.out + (p/2)*w + p%2)
+				msk[4*g+p] |= 1 << l
+			}
+		}
+	}
+	_ = m[15*plane+(o1-1)*ld+len(ts)-1]
+	var bp *float32
+	if b != nil {
+		bp = &b[:o1][0]
+	}
+	wgOutScatterAVX512(&y[0], &m[0], plane, ld, hw, o0, o1, &idx[0], &msk[0], len(ts), bp)
+	return true
+}
+
+// wgInRowAsm is wgInRowGo on wgInRowAVX512. The kernel writes q[ξ·plane +
+// t] for t < tw, reads r[i][:w] and e's 4 padded rows.
+func wgInRowAsm(q []float32, plane int, r [4][]float32, e []float32, w, tw int) {
+	s := wgRowStride(w)
+	_, _, _, _, _ = q[15*plane+tw-1], r[0][:w], r[1][:w], r[2][:w], r[3][:w]
+	_ = e[4*s-1]
+	wgInRowAVX512(&q[0], plane, &r[0][0], &r[1][0], &r[2][0], &r[3][0], &e[0], s, w, tw)
+}
+
+// wgOutRowAsm is wgOutRowGo on wgOutRowAVX512. The kernel reads
+// q[ξ·plane + t] for t < tw and writes y0 and y1 (len(y0) floats each).
+func wgOutRowAsm(y0, y1, q []float32, plane, tw int, bias float32) {
+	w := len(y0)
+	_ = q[15*plane+tw-1]
+	var p1 *float32
+	if y1 != nil {
+		p1 = &y1[:w][0]
+	}
+	wgOutRowAVX512(&y0[0], p1, &q[0], plane, tw, w, bias)
+}
+
+// wgFilterRows is wgFilter's work on output channels [lo, hi) on
+// wgFilterAVX512: it reports false, doing nothing, without AVX-512.
+func wgFilterRows(u, w []float32, o, c, lo, hi int) bool {
+	if !wgAVX512 || lo >= hi {
+		return false
+	}
+	_, _ = u[16*o*c-1], w[9*o*c-1]
+	wgFilterAVX512(&u[0], &w[0], o, c, lo, hi)
+	return true
+}

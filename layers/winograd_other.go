@@ -1,0 +1,24 @@
+//go:build !amd64 || purego
+
+package layers
+
+// wgAVX512 is false on this build: there are no assembly kernels.
+var wgAVX512 = false
+
+// wgInRow and wgOutRow are wgInRowGo and wgOutRowGo on this build (see
+// winograd_amd64.go for the assembly).
+var (
+	wgInRow  = wgInRowGo
+	wgOutRow = wgOutRowGo
+)
+
+// wgInGather has no kernel on this build: it reports false.
+func wgInGather(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) bool { return false }
+
+// wgOutScatter has no kernel on this build: it reports false.
+func wgOutScatter(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32) bool {
+	return false
+}
+
+// wgFilterRows has no kernel on this build: it reports false.
+func wgFilterRows(u, w []float32, o, c, lo, hi int) bool { return false }

@@ -22,6 +22,11 @@ type Options struct {
 	// MaxBatch is the most images one forward pass takes (default 32):
 	// longer lists run in chunks. Each batch size met gets its own graph.
 	MaxBatch int
+	// Logits, when set, computes the logits of a batch of preprocessed
+	// images, x (N, 3, H, W) → (N, classes) row-major, in place of the
+	// model's CPU graph: a vgg.Device's Logits runs them on a GPU (zoo
+	// predict|serve --device cuda). Features always run on the CPU.
+	Logits func(x []float32) ([]float32, error)
 }
 
 // cifarMean and cifarStd are CIFAR-10's training statistics, the default
@@ -37,6 +42,7 @@ type Predictor struct {
 	transform Transform
 	classes   []string
 	maxBatch  int
+	logits    func([]float32) ([]float32, error) // Options.Logits
 
 	mu     sync.Mutex
 	graphs map[graphKey]*vgg.Graph
@@ -85,6 +91,7 @@ func New(m *vgg.Model, o Options) (*Predictor, error) {
 		transform: Transform{Height: m.Opts.Height, Width: m.Opts.Width, Mean: o.Mean, Std: o.Std},
 		classes:   slices.Clone(classes),
 		maxBatch:  o.MaxBatch,
+		logits:    o.Logits,
 		graphs:    make(map[graphKey]*vgg.Graph),
 	}, nil
 }
@@ -254,6 +261,17 @@ func (p *Predictor) run(x []float32, layer string) (*Tensor, error) {
 	var out *Tensor
 	for start := 0; start < n; start += p.maxBatch {
 		b := min(p.maxBatch, n-start)
+		if layer == "" && p.logits != nil {
+			v, err := p.logits(x[start*per : (start+b)*per])
+			if err != nil {
+				return nil, fmt.Errorf("predict: %w", err)
+			}
+			if out == nil {
+				out = &Tensor{Shape: []int{n, len(v) / b}, Data: make([]float32, 0, n*(len(v)/b))}
+			}
+			out.Data = append(out.Data, v...)
+			continue
+		}
 		g, err := p.graph(b, layer)
 		if err != nil {
 			return nil, err

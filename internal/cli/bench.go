@@ -68,8 +68,12 @@ img/s and of peak RSS.
 The defaults are vgg11_bn and vgg16_bn at batch 64, both modes. The same
 code runs under "go test ./bench -bench ."`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkDevice(cmd); err != nil {
+			b, err := openDevice(cmd)
+			if err != nil {
 				return err
+			}
+			if b != nil {
+				return runDeviceBench(cmd.Context(), stdout, stderr, args, f, b)
 			}
 			if f.worker != "" {
 				return benchWorker(cmd.Context(), stdout, f.worker)

@@ -27,6 +27,10 @@ func newEvalCmd(stdout io.Writer) *cobra.Command {
 			if checkpoint == "" {
 				return usageError{fmt.Errorf("eval: pass --checkpoint DIR (a run folder written by zoo train, or one of its ckpt-* folders)")}
 			}
+			dev, err := openDevice(cmd)
+			if err != nil {
+				return err
+			}
 			m, cfg, dir, err := loadCheckpointModel(checkpoint, best)
 			if err != nil {
 				return err
@@ -48,7 +52,13 @@ func newEvalCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ev, err := train.Evaluate(cmd.Context(), net, loaderData{loader})
+			var evalNet train.Net = net
+			if dev != nil {
+				if evalNet, err = vgg.NewDevice(m, dev, netOptions(cfg)); err != nil {
+					return err
+				}
+			}
+			ev, err := train.Evaluate(cmd.Context(), evalNet, loaderData{loader})
 			if err != nil {
 				return err
 			}
@@ -83,6 +93,7 @@ func newEvalCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	addDeviceFlag(f)
 	f.StringVar(&checkpoint, "checkpoint", "", "a run folder written by zoo train (its latest checkpoint) or a ckpt-* folder")
 	f.BoolVar(&best, "best", false, "the run's best checkpoint instead of its latest")
 	f.StringVar(&data, "data", "", "data to evaluate on (default: the checkpoint's)")

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/gozoo/gozoo/datasets/cifar10"
+	"github.com/gozoo/gozoo/internal/cuda/nn"
 	"github.com/gozoo/gozoo/predict"
 	"github.com/gozoo/gozoo/train"
 	"github.com/gozoo/gozoo/zoo/vgg"
@@ -60,6 +61,13 @@ func (s *modelSource) predictor(cmd *cobra.Command) (*predict.Predictor, string,
 	if s.maxBatch < 1 {
 		return nil, "", usageError{fmt.Errorf("--%s %d: want at least 1", s.batchFlag, s.maxBatch)}
 	}
+	var dev *nn.Backend
+	if cmd.Flags().Lookup("device") != nil {
+		var err error
+		if dev, err = openDevice(cmd); err != nil {
+			return nil, "", err
+		}
+	}
 	var (
 		m    *vgg.Model
 		o    = predict.Options{MaxBatch: s.maxBatch}
@@ -96,6 +104,14 @@ func (s *modelSource) predictor(cmd *cobra.Command) (*predict.Predictor, string,
 			o.Classes = cifar10Classes()
 		}
 		desc = fmt.Sprintf("%s from %s", m.Name, s.weights)
+	}
+	if dev != nil {
+		d, err := vgg.NewDevice(m, dev, vgg.NetOptions{})
+		if err != nil {
+			return nil, "", err
+		}
+		o.Logits = d.Logits
+		desc += " on " + dev.D.Name()
 	}
 	p, err := predict.New(m, o)
 	return p, desc, err
@@ -233,6 +249,7 @@ still classified, and the exit status is 1.`,
 		},
 	}
 	src.register(cmd)
+	addDeviceFlag(cmd.Flags())
 	cmd.Flags().IntVarP(&top, "top", "k", 5, "classes to print per image")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: one object per image with its file, top classes or error")
 	return cmd

@@ -64,6 +64,7 @@ waiting at most --max-wait after the first. Bad input gets a 4xx JSON error
 	}
 	src.register(cmd)
 	f := cmd.Flags()
+	addDeviceFlag(f)
 	f.Lookup("max-batch").Usage = "most images per forward pass (1 turns batching off)"
 	f.StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	f.DurationVar(&cfg.MaxWait, "max-wait", 5*time.Millisecond, "how long a batch waits for more images after its first")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gozoo/gozoo/datasets/cifar10"
+	"github.com/gozoo/gozoo/internal/cuda/nn"
 	"github.com/gozoo/gozoo/train"
 	"github.com/gozoo/gozoo/train/tensorboard"
 	"github.com/gozoo/gozoo/zoo"
@@ -59,7 +60,8 @@ its checkpoint (only --epochs, --data, --download and --workers may change).`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkDevice(cmd); err != nil {
+			dev, err := openDevice(cmd)
+			if err != nil {
 				return err
 			}
 			var cfg train.Config
@@ -115,7 +117,7 @@ its checkpoint (only --epochs, --data, --download and --workers may change).`,
 				}
 				cfg.SaveDir = dir
 			}
-			return runTraining(cmd.Context(), cfg, loaded, runOptions{quiet: quiet, tensorBoard: !noTensorBoard}, stdout, stderr)
+			return runTraining(cmd.Context(), cfg, loaded, runOptions{quiet: quiet, tensorBoard: !noTensorBoard, device: dev}, stdout, stderr)
 		},
 	}
 	f := cmd.Flags()
@@ -304,8 +306,9 @@ func newTrainer(cfg train.Config, trainSet, testSet *cifar10.Dataset) (*train.Tr
 // runOptions are the settings of a run that are not part of its
 // configuration.
 type runOptions struct {
-	quiet       bool // no progress bar
-	tensorBoard bool // event files in SaveDir/tensorboard
+	quiet       bool        // no progress bar
+	tensorBoard bool        // event files in SaveDir/tensorboard
+	device      *nn.Backend // --device cuda: the GPU; nil for the CPU
 }
 
 func runTraining(ctx context.Context, cfg train.Config, loaded *train.Loaded, opts runOptions, stdout, stderr io.Writer) error {
@@ -319,6 +322,11 @@ func runTraining(ctx context.Context, cfg train.Config, loaded *train.Loaded, op
 		return err
 	}
 	defer net.Close()
+	if opts.device != nil {
+		if err := trainOnDevice(t, net, cfg, opts.device); err != nil {
+			return err
+		}
+	}
 	if loaded != nil {
 		if err := t.Restore(loaded); err != nil {
 			return err

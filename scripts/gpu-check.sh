@@ -19,11 +19,12 @@ if [ "${1:-}" = build ]; then
   for p in cuda cuda/kernels cuda/nn; do
     CGO_ENABLED=0 go test -c -o "bin/$(basename "$p").test" "./internal/$p"
   done
+  CGO_ENABLED=0 go test -c -o bin/vgg.test ./zoo/vgg
   ls -l bin
   exit 0
 fi
 
-for f in bin/zoo bin/cuda.test bin/kernels.test bin/nn.test; do
+for f in bin/zoo bin/cuda.test bin/kernels.test bin/nn.test bin/vgg.test; do
   [ -x "$f" ] || { echo "gpu-check: $f missing; run scripts/gpu-check.sh build first (on any machine with Go)"; exit 1; }
 done
 
@@ -71,8 +72,24 @@ for t in cuda kernels nn; do
 done
 grep -h 'max |gpu' out/gpucheck/nn.log > out/gpucheck/diffs.txt || true
 
-./bin/zoo bench --device cuda >out/gpucheck/zoo-bench.log 2>&1
-rows+=("$(printf '%-22s %s' "zoo bench --device cuda" "$(tail -1 out/gpucheck/zoo-bench.log)")")
+# Whole training steps on the GPU against the CPU path (zoo/vgg's Device):
+# width-1/16 vgg11/vgg11_bn (cifar and imagenet heads), then full vgg11_bn
+# and vgg16_bn at batch 8; three SGD steps, losses, logits, weights and
+# running statistics within 1e-4 relative.
+log=out/gpucheck/vgg-steps.log
+(cd zoo/vgg && ../../bin/vgg.test -test.v -test.count=1 -test.run 'TestDevice' -test.timeout 300s) >"$log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || status=1
+pass=$(grep -c -- '--- PASS' "$log"); fail=$(grep -c -- '--- FAIL' "$log"); skip=$(grep -c -- '--- SKIP' "$log")
+rows+=("$(printf '%-22s %-8s pass %-3s fail %-3s skip %-3s (%s)' "vgg device steps" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$pass" "$fail" "$skip" "$log")")
+
+# gozoo on the GPU, TF32 on as PyTorch below: training steps, then inference.
+ZOO_CUDA_TF32=1 timeout 300 ./bin/zoo bench --device cuda --mode train --batch 64,128 --iters 10 --warmup 2 vgg11_bn vgg16_bn >out/gpucheck/zoo-bench.log 2>&1
+rc=$?
+[ $rc -eq 0 ] || status=1
+while IFS= read -r line; do rows+=("$(printf '%-22s %s' "zoo bench" "$line")"); done < <(grep -v '^bench ' out/gpucheck/zoo-bench.log | tail -n 8)
+ZOO_CUDA_TF32=1 timeout 120 ./bin/zoo bench --device cuda --mode infer --batch 128 --iters 10 --warmup 2 vgg16_bn >>out/gpucheck/zoo-bench.log 2>&1 || status=1
+rows+=("$(printf '%-22s %s' "zoo bench infer" "$(tail -1 out/gpucheck/zoo-bench.log)")")
 
 if [ -n "$PY" ]; then
   for m in vgg11_bn vgg16_bn; do

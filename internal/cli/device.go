@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -27,7 +28,7 @@ func addDeviceFlag(fl *pflag.FlagSet) {
 // openDevice reads the command's --device before any work: cpu gives a nil
 // backend; cuda opens the GPU and loads the kernels, failing fast (with the
 // driver search's error) on a machine without one. The backend lives until
-// the process exits.
+// the process exits. GEMMs run in full float32 unless ZOO_CUDA_TF32=1.
 func openDevice(cmd *cobra.Command) (*nn.Backend, error) {
 	dev, err := cmd.Flags().GetString("device")
 	if err != nil {
@@ -37,7 +38,8 @@ func openDevice(cmd *cobra.Command) (*nn.Backend, error) {
 	case "cpu":
 		return nil, nil
 	case "cuda":
-		d, err := cuda.Open(cuda.Options{})
+		// ZOO_CUDA_TF32=1: TF32 tensor-core GEMMs, as PyTorch's allow_tf32.
+		d, err := cuda.Open(cuda.Options{TF32: os.Getenv("ZOO_CUDA_TF32") == "1"})
 		if err != nil {
 			return nil, fmt.Errorf("--device cuda: %w", err)
 		}

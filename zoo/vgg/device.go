@@ -33,6 +33,7 @@ type Device[T any] struct {
 	stats  map[string]*ops.BNState[T]
 	graphs map[deviceKey]*deviceGraph[T]
 	last   *deviceGraph[T] // the last training graph run
+	err    error           // a failed Sync in State, returned by the next Forward or Logits
 }
 
 type deviceKey struct {
@@ -223,6 +224,9 @@ func (d *Device[T]) graph(k deviceKey) (*deviceGraph[T], error) {
 
 // run recycles the last run's buffers, uploads the batch and runs g.
 func (d *Device[T]) run(g *deviceGraph[T], images []float32, labels []int) error {
+	if d.err != nil {
+		return fmt.Errorf("vgg: an earlier download from the device failed (the last checkpoint may be stale): %w", d.err)
+	}
 	if want := g.batch * g.inShape[1] * g.inShape[2] * g.inShape[3]; len(images) != want {
 		return fmt.Errorf("vgg: got %d input values, want %d for a batch of shape %v", len(images), want, g.inShape)
 	}
@@ -316,11 +320,9 @@ func (d *Device[T]) Classes() int { return d.Model.Opts.Classes }
 
 // State syncs the host model and returns its state dict and metadata.
 func (d *Device[T]) State() (map[string]safetensors.Tensor, map[string]string) {
-	if err := d.Sync(); err != nil {
-		// train.Net's State has no error: an unreadable device leaves the
-		// host copy as it was, and the next device call reports the error.
-		_ = err
-	}
+	// train.Net's State has no error: a failed download leaves the host
+	// copy as it was, and the next Forward or Logits reports it.
+	d.err = d.Sync()
 	return d.Model.StateDict(), d.Model.Metadata()
 }
 

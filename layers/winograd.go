@@ -272,36 +272,35 @@ func wgSplit(n, work int, fn func(lo, hi int)) {
 // plane floats apart, tile k of channel c at v[ξ·plane + c·ld + k].
 //
 // A whole row of tiles of one image (wgRowAt) is transformed at once by
-// wgInRow; the tiles of a block's partial first and last rows one by one
-// (wgInTile).
+// wgInRows; the tiles of a block's partial first and last rows one by one
+// (wgInTile). Under wgRowMinW columns, wgInGather takes every tile.
 func wgInput(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) {
+	if c1 <= c0 {
+		return
+	}
 	hw, tw := h*w, (w+1)/2
 	rows := w >= wgRowMinW()
 	if !rows && wgInGather(v, x, ts, c0, c1, h, w, ld, plane) {
 		return
 	}
 	s := wgRowScratch(w)
-	for c := c0; c < c1; c++ {
-		vc := v[c*ld:]
-		for k := 0; k < len(ts); {
-			tl := ts[k]
-			xc := x[tl.in+c*hw:][:hw]
-			if !rows || !wgRowAt(ts, k, tw) {
-				wgInTile(vc[k:], xc, tl, h, w, plane)
-				k++
-				continue
+	for k := 0; k < len(ts); {
+		tl := ts[k]
+		if !rows || !wgRowAt(ts, k, tw) {
+			for c := c0; c < c1; c++ {
+				wgInTile(v[c*ld+k:], x[tl.in+c*hw:][:hw], tl, h, w, plane)
 			}
-			var r [4][]float32 // the 4 input rows, zero rows for the padding
-			for i := range r {
-				r[i] = s.zero[:w]
-				if yy := tl.y0 + i; yy >= 0 && yy < h {
-					r[i] = xc[yy*w:][:w]
-				}
-			}
-			_ = vc[15*plane+k+tw-1]
-			wgInRow(vc[k:], plane, r, s.e, w, tw)
-			k += tw
+			k++
+			continue
 		}
+		var r [4][]float32 // channel c0's 4 input rows; nil in the padding
+		for i := range r {
+			if yy := tl.y0 + i; yy >= 0 && yy < h {
+				r[i] = x[tl.in+c0*hw+yy*w : tl.in+(c1-1)*hw+yy*w+w]
+			}
+		}
+		wgInRows(v[c0*ld+k:], plane, ld, r, hw, c1-c0, s, w, tw)
+		k += tw
 	}
 }
 
@@ -328,27 +327,38 @@ func wgRowAt(ts []wgTile, k, tw int) bool {
 	return last.in == ts[k].in && last.y0 == ts[k].y0 && last.x0 == 2*tw-3
 }
 
-// wgScratch is the scratch of wgInRow and wgOutRow for maps w wide: a zero
-// row, and the 4 rows of Bᵀ·d, each (wgRowStride(w)) with a zero before
-// and after the w columns (Bᵀ·d of column j at e[i·stride + 1 + j]).
+// wgScratch is the scratch of wgInRow for maps w wide: a zero row, and
+// wgInRowGo's 4 rows of Bᵀ·d, each w+3 floats with a zero before and
+// after the w columns (Bᵀ·d of column j at e[i·(w+3) + 1 + j]).
 type wgScratch struct{ zero, e []float32 }
-
-// wgRowStride is the stride of wgScratch.e's rows: room for the zero
-// before, the w columns, and zeros up to the end of the last 16 tiles
-// (32 columns) that wgInRow reads, plus 2.
-func wgRowStride(w int) int { return 32*((w+31)/32) + 16 }
 
 // wgRowScratch returns a zeroed wgScratch for maps w wide.
 func wgRowScratch(w int) wgScratch {
-	return wgScratch{zero: make([]float32, w), e: make([]float32, 4*wgRowStride(w))}
+	return wgScratch{zero: make([]float32, w), e: make([]float32, 4*(w+3))}
 }
 
-// wgInRowGo is wgInRow in Go: Bᵀ·d on whole rows (r, 4 rows of w) into e,
-// then ·B tile by tile, the tiles' columns 2t−1 … 2t+2 read from e's
-// padded rows, into q's 16 planes (plane apart, tw tiles each). e's
-// padding must be zero; it stays so.
+// wgInRowsGo is wgInRows in Go: for each of nc channels c, wgInRowGo of
+// the rows r[i][c·hw:][:w] (zero rows where r[i] is nil) into
+// q[c·ld:].
+func wgInRowsGo(q []float32, plane, ld int, r [4][]float32, hw, nc int, s wgScratch, w, tw int) {
+	for c := range nc {
+		var rc [4][]float32
+		for i := range r {
+			rc[i] = s.zero[:w]
+			if r[i] != nil {
+				rc[i] = r[i][c*hw:][:w]
+			}
+		}
+		wgInRowGo(q[c*ld:], plane, rc, s.e, w, tw)
+	}
+}
+
+// wgInRowGo transforms one whole row of tw tiles of one channel: Bᵀ·d on
+// whole rows (r, 4 rows of w) into e, then ·B tile by tile, the tiles'
+// columns 2t−1 … 2t+2 read from e's padded rows (wgScratch), into q's 16
+// planes (plane apart). e's padding must be zero; it stays so.
 func wgInRowGo(q []float32, plane int, r [4][]float32, e []float32, w, tw int) {
-	s := wgRowStride(w)
+	s := w + 3
 	r0, r1, r2, r3 := r[0][:w], r[1][:w], r[2][:w], r[3][:w]
 	e0, e1, e2, e3 := e[1:][:w], e[s+1:][:w], e[2*s+1:][:w], e[3*s+1:][:w]
 	for j := range e0 {
@@ -413,40 +423,62 @@ func wgA(a, b, c, d float32) (float32, float32) {
 // wgOutput writes the 2×2 outputs Aᵀ·m·A (+ b) of the tiles ts, output
 // channels [o0, o1), into y (n, cout, h, w) from the 16 products m, planes
 // (cout, ld) plane floats apart, dropping the outputs past the map's right
-// or bottom edge. Whole rows of tiles (wgRowAt) go to wgOutRow, the rest
-// tile by tile.
+// or bottom edge. Whole rows of tiles (wgRowAt) go to wgOutRows, the rest
+// tile by tile; under wgRowMinW columns, wgOutScatter takes every tile.
 func wgOutput(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32) {
+	if o1 <= o0 {
+		return
+	}
 	hw, tw := h*w, (w+1)/2
 	rows := w >= wgRowMinW()
 	if !rows && wgOutScatter(y, m, ts, o0, o1, h, w, ld, plane, b) {
 		return
 	}
-	for o := o0; o < o1; o++ {
-		var bias float32
-		if b != nil {
-			bias = b[o]
-		}
-		mo := m[o*ld:]
-		for k := 0; k < len(ts); {
-			tl := ts[k]
-			yo := y[tl.out+o*hw:]
-			if !rows || !wgRowAt(ts, k, tw) {
-				wgOutTile(yo, mo[k:], tl, h, w, plane, bias)
-				k++
-				continue
+	var bo []float32
+	if b != nil {
+		bo = b[o0:o1]
+	}
+	for k := 0; k < len(ts); {
+		tl := ts[k]
+		if !rows || !wgRowAt(ts, k, tw) {
+			for o := o0; o < o1; o++ {
+				var bias float32
+				if b != nil {
+					bias = b[o]
+				}
+				wgOutTile(y[tl.out+o*hw:], m[o*ld+k:], tl, h, w, plane, bias)
 			}
-			y0, y1 := yo[:w], []float32(nil)
-			if tl.y0+2 < h {
-				y1 = yo[w:][:w]
-			}
-			_ = mo[15*plane+k+tw-1]
-			wgOutRow(y0, y1, mo[k:], plane, tw, bias)
-			k += tw
+			k++
+			continue
 		}
+		at := tl.out + o0*hw
+		y0, y1 := y[at:tl.out+(o1-1)*hw+w], []float32(nil)
+		if tl.y0+2 < h {
+			y1 = y[at+w : tl.out+(o1-1)*hw+2*w]
+		}
+		wgOutRows(y0, y1, m[o0*ld+k:], plane, ld, hw, o1-o0, w, tw, bo)
+		k += tw
 	}
 }
 
-// wgOutRowGo is wgOutRow in Go: the outputs of a whole row of tw tiles
+// wgOutRowsGo is wgOutRows in Go: for each of nc channels c, wgOutRowGo
+// of q[c·ld:] into y0[c·hw:][:w] and y1[c·hw:][:w] (y1 nil when the map
+// ends after y0), plus b[c] (b may be nil).
+func wgOutRowsGo(y0, y1, q []float32, plane, ld, hw, nc, w, tw int, b []float32) {
+	for c := range nc {
+		var bias float32
+		if b != nil {
+			bias = b[c]
+		}
+		var y1c []float32
+		if y1 != nil {
+			y1c = y1[c*hw:][:w]
+		}
+		wgOutRowGo(y0[c*hw:][:w], y1c, q[c*ld:], plane, tw, bias)
+	}
+}
+
+// wgOutRowGo writes the outputs of a whole row of tw tiles of one channel
 // from q's 16 planes (plane apart) into the output rows y0 and y1 (y1 nil
 // when the map ends after y0), plus bias.
 func wgOutRowGo(y0, y1, q []float32, plane, tw int, bias float32) {

@@ -15,10 +15,10 @@ import (
 // with the same operations in the same order (bit-identical results).
 
 //go:noescape
-func wgInRowAVX512(q *float32, plane int, r0, r1, r2, r3, e *float32, es, w, tw int)
+func wgInRowAVX512(q *float32, plane, ld int, r0, r1, r2, r3 *float32, s0, s1, s2, s3, nc, w, tw int)
 
 //go:noescape
-func wgOutRowAVX512(y0, y1, q *float32, plane, tw, w int, bias float32)
+func wgOutRowAVX512(y0, y1, q *float32, plane, ld, hw, nc, tw, w int, bias *float32)
 
 //go:noescape
 func wgFilterAVX512(u, w *float32, o, c, lo, hi int)
@@ -34,24 +34,47 @@ func wgOutScatterAVX512(y, q *float32, plane, ld, hw, o0, o1 int, idx *int32, ms
 // true when the OS saves the AVX-512 state.
 var wgAVX512 = cpu.X86.HasAVX512F
 
-// wgInRow transforms one whole row of tiles (see wgInRowGo): on AVX-512 in
-// assembly, else in Go.
-func wgInRow(q []float32, plane int, r [4][]float32, e []float32, w, tw int) {
+// wgInRows transforms one whole row of tiles of nc channels (see
+// wgInRowsGo): on AVX-512 in assembly, else in Go.
+func wgInRows(q []float32, plane, ld int, r [4][]float32, hw, nc int, s wgScratch, w, tw int) {
 	if !wgAVX512 {
-		wgInRowGo(q, plane, r, e, w, tw)
+		wgInRowsGo(q, plane, ld, r, hw, nc, s, w, tw)
 		return
 	}
-	wgInRowAsm(q, plane, r, e, w, tw)
+	// The kernel reads r[i][c·hw:][:w] (or s.zero[:w], not moving on) and
+	// writes q[c·ld + ξ·plane + t] for c < nc, t < tw.
+	var p [4]*float32
+	var st [4]int
+	for i := range r {
+		p[i] = &s.zero[:w][0]
+		if r[i] != nil {
+			_ = r[i][(nc-1)*hw+w-1]
+			p[i], st[i] = &r[i][0], hw
+		}
+	}
+	_ = q[(nc-1)*ld+15*plane+tw-1]
+	wgInRowAVX512(&q[0], plane, ld, p[0], p[1], p[2], p[3], st[0], st[1], st[2], st[3], nc, w, tw)
 }
 
-// wgOutRow writes the outputs of one whole row of tiles (see wgOutRowGo):
-// on AVX-512 in assembly, else in Go.
-func wgOutRow(y0, y1, q []float32, plane, tw int, bias float32) {
+// wgOutRows writes the outputs of one whole row of tiles of nc channels
+// (see wgOutRowsGo): on AVX-512 in assembly, else in Go.
+func wgOutRows(y0, y1, q []float32, plane, ld, hw, nc, w, tw int, b []float32) {
 	if !wgAVX512 {
-		wgOutRowGo(y0, y1, q, plane, tw, bias)
+		wgOutRowsGo(y0, y1, q, plane, ld, hw, nc, w, tw, b)
 		return
 	}
-	wgOutRowAsm(y0, y1, q, plane, tw, bias)
+	// The kernel reads q[c·ld + ξ·plane + t] for t < tw and b[c], and
+	// writes y0[c·hw:][:w] and y1[c·hw:][:w] (unless y1 is nil), c < nc.
+	_, _ = q[(nc-1)*ld+15*plane+tw-1], y0[(nc-1)*hw+w-1]
+	var p1, bp *float32
+	if y1 != nil {
+		_ = y1[(nc-1)*hw+w-1]
+		p1 = &y1[0]
+	}
+	if b != nil {
+		bp = &b[:nc][0]
+	}
+	wgOutRowAVX512(&y0[0], p1, &q[0], plane, ld, hw, nc, tw, w, bp)
 }
 
 // wgInGather is wgInput on wgInGatherAVX512, every tile of ts 16 at a
@@ -116,27 +139,6 @@ func wgOutScatter(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []
 	}
 	wgOutScatterAVX512(&y[0], &m[0], plane, ld, hw, o0, o1, &idx[0], &msk[0], len(ts), bp)
 	return true
-}
-
-// wgInRowAsm is wgInRowGo on wgInRowAVX512. The kernel writes q[ξ·plane +
-// t] for t < tw, reads r[i][:w] and e's 4 padded rows.
-func wgInRowAsm(q []float32, plane int, r [4][]float32, e []float32, w, tw int) {
-	s := wgRowStride(w)
-	_, _, _, _, _ = q[15*plane+tw-1], r[0][:w], r[1][:w], r[2][:w], r[3][:w]
-	_ = e[4*s-1]
-	wgInRowAVX512(&q[0], plane, &r[0][0], &r[1][0], &r[2][0], &r[3][0], &e[0], s, w, tw)
-}
-
-// wgOutRowAsm is wgOutRowGo on wgOutRowAVX512. The kernel reads
-// q[ξ·plane + t] for t < tw and writes y0 and y1 (len(y0) floats each).
-func wgOutRowAsm(y0, y1, q []float32, plane, tw int, bias float32) {
-	w := len(y0)
-	_ = q[15*plane+tw-1]
-	var p1 *float32
-	if y1 != nil {
-		p1 = &y1[:w][0]
-	}
-	wgOutRowAVX512(&y0[0], p1, &q[0], plane, tw, w, bias)
 }
 
 // wgFilterRows is wgFilter's work on output channels [lo, hi) on

@@ -71,94 +71,119 @@ func clamp32(reg, tmp string) {
 	p("CMOVQGT %s, %s", tmp, reg)
 }
 
-// input writes wgInRowAVX512: Bᵀ·d on the 4 rows r0…r3 (w floats each)
-// into e's padded rows (es floats apart, column j at 1 + j), 16 columns at
-// a time; then ·B on 16 tiles at a time, the tiles' columns de-interleaved
-// from e (A, B, C, D = e[2t], e[2t+1], e[2t+2], e[2t+3]), into the 16
-// planes of q (plane floats apart).
+// input writes wgInRowAVX512: 32 columns (16 tiles) at a time, Bᵀ·d on
+// the 4 rows r0…r3 (w floats each; the columns past w read as zero), then
+// ·B on the tiles' columns 2t−1 … 2t+2: the even and odd columns
+// de-interleaved (E, O), O shifted one lane up with the previous 16
+// tiles' last odd column (zero at first), E one lane down with the next
+// column; into the 16 planes of q (plane floats apart). Then the same for
+// the next of nc channels, the rows s0…s3 floats on (0 for a zero row),
+// q ld floats on.
 func input() {
-	fmt.Fprintf(&b, "\n// func wgInRowAVX512(q *float32, plane int, r0, r1, r2, r3, e *float32, es, w, tw int)\n")
-	fmt.Fprintf(&b, "TEXT ·wgInRowAVX512(SB), NOSPLIT, $0-80\n")
+	fmt.Fprintf(&b, "\n// func wgInRowAVX512(q *float32, plane, ld int, r0, r1, r2, r3 *float32, s0, s1, s2, s3, nc, w, tw int)\n")
+	fmt.Fprintf(&b, "TEXT ·wgInRowAVX512(SB), NOSPLIT, $0-112\n")
 	p("LEAQ wgMask<>(SB), R15")
-	p("MOVQ r0+16(FP), R8")
-	p("MOVQ r1+24(FP), R9")
-	p("MOVQ r2+32(FP), R10")
-	p("MOVQ r3+40(FP), R11")
-	p("MOVQ e+48(FP), SI")
-	p("MOVQ es+56(FP), AX")
-	p("SHLQ $2, AX")
-	p("LEAQ (SI)(AX*1), R12")
-	p("LEAQ (R12)(AX*1), R13")
-	p("LEAQ (R13)(AX*1), R14")
-	e := []string{"SI", "R12", "R13", "R14"}
-	p("XORQ AX, AX") // j
-	label("vloop")
-	p("MOVQ w+64(FP), CX")
-	p("SUBQ AX, CX")
-	p("JLE hstart")
-	clamp32("CX", "DX")
-	p("KMOVW (R15)(CX*4), K1")
-	for i, r := range []string{"R8", "R9", "R10", "R11"} {
-		p("VMOVUPS.Z (%s)(AX*4), K1, Z%d", r, i)
-	}
-	p("VSUBPS Z2, Z0, Z4") // r0 − r2
-	p("VADDPS Z2, Z1, Z5") // r1 + r2
-	p("VSUBPS Z1, Z2, Z6") // r2 − r1
-	p("VSUBPS Z3, Z1, Z7") // r1 − r3
-	for i := range 4 {
-		p("VMOVUPS Z%d, K1, 4(%s)(AX*4)", 4+i, e[i])
-	}
-	p("ADDQ $16, AX")
-	p("JMP vloop")
-
-	label("hstart")
-	p("VMOVUPS wgEven<>(SB), Z30")
-	p("VMOVUPS wgOdd<>(SB), Z31")
 	p("MOVQ q+0(FP), DI")
 	p("MOVQ plane+8(FP), BX")
 	p("SHLQ $2, BX")
-	p("LEAQ (BX)(BX*2), R9") // 3 planes
-	p("XORQ AX, AX")         // t0
-	label("hloop")
-	p("MOVQ tw+72(FP), CX")
-	p("SUBQ AX, CX")
-	p("JLE done")
-	clamp32("CX", "DX")
-	p("KMOVW (R15)(CX*4), K2")
-	p("LEAQ (DI)(AX*4), R8") // plane 0 at tile t0
+	p("LEAQ (BX)(BX*2), R12") // 3 planes
+	p("MOVQ r0+24(FP), R8")
+	p("MOVQ r1+32(FP), R9")
+	p("MOVQ r2+40(FP), R10")
+	p("MOVQ r3+48(FP), R11")
+	p("MOVQ nc+88(FP), R14")
+	p("VMOVUPS wgEven<>(SB), Z30")
+	p("VMOVUPS wgOdd<>(SB), Z31")
+	label("ichan")
 	for i := range 4 {
-		p("VMOVUPS (%s)(AX*8), Z0", e[i])
-		p("VMOVAPS Z0, Z1")
-		p("VPERMT2PS 64(%s)(AX*8), Z30, Z0", e[i]) // A
-		p("VPERMT2PS 64(%s)(AX*8), Z31, Z1", e[i]) // B
-		p("VMOVUPS 8(%s)(AX*8), Z2", e[i])
-		p("VMOVAPS Z2, Z3")
-		p("VPERMT2PS 72(%s)(AX*8), Z30, Z2", e[i]) // C
-		p("VPERMT2PS 72(%s)(AX*8), Z31, Z3", e[i]) // D
-		p("VSUBPS Z2, Z0, Z4")                     // A − C
-		p("VADDPS Z2, Z1, Z5")                     // B + C
-		p("VSUBPS Z1, Z2, Z6")                     // C − B
-		p("VSUBPS Z3, Z1, Z7")                     // B − D
-		p("VMOVUPS Z4, K2, (R8)")
-		p("VMOVUPS Z5, K2, (R8)(BX*1)")
-		p("VMOVUPS Z6, K2, (R8)(BX*2)")
-		p("VMOVUPS Z7, K2, (R8)(R9*1)")
-		p("LEAQ (R8)(BX*4), R8")
+		p("VXORPS Z%d, Z%d, Z%d", 24+i, 24+i, 24+i) // previous O
 	}
-	p("ADDQ $16, AX")
-	p("JMP hloop")
-	label("done")
+	p("XORQ AX, AX") // first column
+	label("iloop")
+	p("MOVQ AX, CX")
+	p("SHRQ $1, CX")
+	p("CMPQ CX, tw+104(FP)")
+	p("JGE inext")
+	// K2: the tiles left (≤ 16); K4, K5: the columns left in the two
+	// vectors; K3: whether column AX + 32 exists.
+	p("MOVQ tw+104(FP), DX")
+	p("SUBQ CX, DX")
+	clamp32("DX", "R13")
+	p("KMOVW (R15)(DX*4), K2")
+	p("MOVQ w+96(FP), CX")
+	p("SUBQ AX, CX")
+	clamp32("CX", "R13")
+	p("KMOVW (R15)(CX*4), K4")
+	p("KMOVW 2(R15)(CX*4), K5")
+	p("MOVQ w+96(FP), CX")
+	p("SUBQ AX, CX")
+	p("SUBQ $32, CX")
+	p("MOVQ $1, R13")
+	p("CMPQ CX, R13")
+	p("CMOVQGT R13, CX")
+	p("XORQ R13, R13")
+	p("CMPQ CX, R13")
+	p("CMOVQLT R13, CX")
+	p("KMOVW (R15)(CX*4), K3")
+	rows := []string{"R8", "R9", "R10", "R11"}
+	// Bᵀ·d of the two vectors and of the next column: row i in Z(12 + i),
+	// Z(16 + i), Z(20 + i).
+	for v, part := range []struct {
+		off  int
+		mask string
+	}{{0, "K4"}, {64, "K5"}, {128, "K3"}} {
+		for i, r := range rows {
+			p("VMOVUPS.Z %d(%s)(AX*4), %s, Z%d", part.off, r, part.mask, i)
+		}
+		out := 12 + 4*v
+		p("VSUBPS Z2, Z0, Z%d", out)   // r0 − r2
+		p("VADDPS Z2, Z1, Z%d", out+1) // r1 + r2
+		p("VSUBPS Z1, Z2, Z%d", out+2) // r2 − r1
+		p("VSUBPS Z3, Z1, Z%d", out+3) // r1 − r3
+	}
+	p("LEAQ (DI)(AX*2), R13") // plane 0 at tile AX/2
+	for i := range 4 {
+		p("VMOVAPS Z%d, Z0", 12+i)
+		p("VPERMT2PS Z%d, Z30, Z0", 16+i) // E: e[2t]
+		p("VMOVAPS Z%d, Z1", 12+i)
+		p("VPERMT2PS Z%d, Z31, Z1", 16+i)   // O: e[2t+1]
+		p("VALIGND $15, Z%d, Z1, Z2", 24+i) // e[2t−1]
+		p("VALIGND $1, Z0, Z%d, Z3", 20+i)  // e[2t+2]
+		p("VMOVAPS Z1, Z%d", 24+i)
+		p("VSUBPS Z1, Z2, Z4") // e[2t−1] − e[2t+1]
+		p("VADDPS Z1, Z0, Z5") // e[2t] + e[2t+1]
+		p("VSUBPS Z0, Z1, Z6") // e[2t+1] − e[2t]
+		p("VSUBPS Z3, Z0, Z7") // e[2t] − e[2t+2]
+		p("VMOVUPS Z4, K2, (R13)")
+		p("VMOVUPS Z5, K2, (R13)(BX*1)")
+		p("VMOVUPS Z6, K2, (R13)(BX*2)")
+		p("VMOVUPS Z7, K2, (R13)(R12*1)")
+		p("LEAQ (R13)(BX*4), R13")
+	}
+	p("ADDQ $32, AX")
+	p("JMP iloop")
+	label("inext") // the next channel: rows s0…s3 and ld floats on
+	for i, r := range rows {
+		p("MOVQ s%d+%d(FP), CX", i, 56+8*i)
+		p("LEAQ (%s)(CX*4), %s", r, r)
+	}
+	p("MOVQ ld+16(FP), CX")
+	p("LEAQ (DI)(CX*4), DI")
+	p("DECQ R14")
+	p("JNE ichan")
 	p("VZEROUPPER")
 	p("RET")
 }
 
-// output writes wgOutRowAVX512: for 16 tiles at a time, Aᵀ·m·A + bias of
-// the 16 planes of q (plane floats apart), the two output columns of each
-// row interleaved and stored into the output rows y0 and y1 (y1 nil when
-// the map ends after y0), w floats each.
+// output writes wgOutRowAVX512: for 16 tiles at a time, Aᵀ·m·A (+ the
+// bias *bias unless bias is nil) of the 16 planes of q (plane floats
+// apart), the two output columns of each row interleaved and stored into
+// the output rows y0 and y1 (y1 nil when the map ends after y0), w floats
+// each. Then the same for the next of nc channels: y0 and y1 hw floats on,
+// q ld floats on, bias one float on.
 func output() {
-	fmt.Fprintf(&b, "\n// func wgOutRowAVX512(y0, y1, q *float32, plane, tw, w int, bias float32)\n")
-	fmt.Fprintf(&b, "TEXT ·wgOutRowAVX512(SB), NOSPLIT, $0-52\n")
+	fmt.Fprintf(&b, "\n// func wgOutRowAVX512(y0, y1, q *float32, plane, ld, hw, nc, tw, w int, bias *float32)\n")
+	fmt.Fprintf(&b, "TEXT ·wgOutRowAVX512(SB), NOSPLIT, $0-80\n")
 	p("LEAQ wgMask<>(SB), R15")
 	p("MOVQ y0+0(FP), SI")
 	p("MOVQ y1+8(FP), DI")
@@ -167,14 +192,22 @@ func output() {
 	p("SHLQ $2, BX")
 	p("LEAQ (BX)(BX*1), R9")  // 4 planes: R9·2
 	p("LEAQ (BX)(BX*2), R11") // 12 planes: R11·4
-	p("VBROADCASTSS bias+48(FP), Z29")
+	p("MOVQ bias+72(FP), R10")
+	p("MOVQ nc+48(FP), R14")
 	p("VMOVUPS wgZipLo<>(SB), Z30")
 	p("VMOVUPS wgZipHi<>(SB), Z31")
+	label("ochan")
+	p("VXORPS Z29, Z29, Z29")
+	p("TESTQ R10, R10")
+	p("JEQ onobias")
+	p("VBROADCASTSS (R10), Z29")
+	p("ADDQ $4, R10")
+	label("onobias")
 	p("XORQ AX, AX") // t0
 	label("oloop")
-	p("MOVQ tw+32(FP), CX")
+	p("MOVQ tw+56(FP), CX")
 	p("SUBQ AX, CX")
-	p("JLE odone")
+	p("JLE onextc")
 	clamp32("CX", "DX")
 	p("KMOVW (R15)(CX*4), K1")
 	p("LEAQ (R12)(AX*4), R8") // plane j at tile t0
@@ -199,7 +232,7 @@ func output() {
 		p("VADDPS Z29, Z1, Z%d", 5+2*i)
 	}
 	// The row's columns 2·t0 … 2·t0 + 31: masks of min(w − 2·t0, 32).
-	p("MOVQ w+40(FP), CX")
+	p("MOVQ w+64(FP), CX")
 	p("SUBQ AX, CX")
 	p("SUBQ AX, CX")
 	clamp32("CX", "DX")
@@ -220,7 +253,17 @@ func output() {
 	label("onext")
 	p("ADDQ $16, AX")
 	p("JMP oloop")
-	label("odone")
+	label("onextc") // the next channel: y0, y1 hw floats on, q ld
+	p("MOVQ hw+40(FP), CX")
+	p("LEAQ (SI)(CX*4), SI")
+	p("TESTQ DI, DI")
+	p("JEQ onoy1")
+	p("LEAQ (DI)(CX*4), DI")
+	label("onoy1")
+	p("MOVQ ld+32(FP), CX")
+	p("LEAQ (R12)(CX*4), R12")
+	p("DECQ R14")
+	p("JNE ochan")
 	p("VZEROUPPER")
 	p("RET")
 }

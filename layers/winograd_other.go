@@ -5,11 +5,11 @@ package layers
 // wgAVX512 is false on this build: there are no assembly kernels.
 var wgAVX512 = false
 
-// wgInRow and wgOutRow are wgInRowGo and wgOutRowGo on this build (see
-// winograd_amd64.go for the assembly).
+// wgInRows and wgOutRows are wgInRowsGo and wgOutRowsGo on this build
+// (see winograd_amd64.go for the assembly).
 var (
-	wgInRow  = wgInRowGo
-	wgOutRow = wgOutRowGo
+	wgInRows  = wgInRowsGo
+	wgOutRows = wgOutRowsGo
 )
 
 // wgInGather has no kernel on this build: it reports false.

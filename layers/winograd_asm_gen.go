@@ -309,10 +309,15 @@ func gather() {
 	p("SUBQ AX, CX") // channels left
 	label("gchan")
 	for xi := range 16 {
-		p("VMOVDQU32 %d(R12), Z%d", 64*xi, 16+xi)
-		p("KMOVW %d(R13), K1", 2*xi)
+		// A gather with no lane to read (the padding of a small map) is
+		// skipped.
 		p("VXORPS Z%d, Z%d, Z%d", xi, xi, xi)
+		p("KMOVW %d(R13), K1", 2*xi)
+		p("KORTESTW K1, K1")
+		p("JEQ gskip%d", xi)
+		p("VMOVDQU32 %d(R12), Z%d", 64*xi, 16+xi)
 		p("VGATHERDPS (SI)(Z%d*4), K1, Z%d", 16+xi, xi)
+		label(fmt.Sprintf("gskip%d", xi))
 	}
 	// Bᵀ·d, column by column: e_ij into Z(16 + 4i + j).
 	for j := range 4 {

@@ -10,7 +10,9 @@ import (
 )
 
 // TestSplitRowsCovers checks that splitRows hands out every row exactly
-// once, whole, on one goroutine below parallelMin and on several above.
+// once, whole: in one call below parallelMin, above it in chunks of at
+// least chunkMin elements (one row at least), at most chunksPerWorker per
+// goroutine.
 func TestSplitRowsCovers(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
 	for _, tc := range []struct {
@@ -18,12 +20,17 @@ func TestSplitRowsCovers(t *testing.T) {
 	}{
 		{rows: 1, rowLen: 1, wantCalls: 1},
 		{rows: 7, rowLen: parallelMin/7 - 1, wantCalls: 1},
-		{rows: 7, rowLen: parallelMin / 6, wantCalls: 2},
-		{rows: parallelMin, rowLen: 1, wantCalls: 2},
-		{rows: 1, rowLen: 4 * parallelMin, wantCalls: 1},
+		{rows: 7, rowLen: parallelMin / 6, wantCalls: 4},   // 76454 elements: 4 chunks of ≥ chunkMin
+		{rows: 3, rowLen: parallelMin, wantCalls: 3},       // one row per chunk at most
+		{rows: parallelMin, rowLen: 1, wantCalls: 4},       // 4 chunks of chunkMin
+		{rows: 64, rowLen: 1 << 16, wantCalls: 16},         // 2 CPUs × chunksPerWorker
+		{rows: 1, rowLen: 4 * parallelMin, wantCalls: 1},   // one row cannot be split
+		{rows: 1 << 20, rowLen: 1, wantCalls: 16},          // ReLU on 1M elements
+		{rows: 2, rowLen: parallelMin / 2, wantCalls: 2},   // at the threshold
+		{rows: 4, rowLen: parallelMin/4 - 1, wantCalls: 1}, // just below it
 	} {
 		seen := make([]int, tc.rows)
-		calls := make(chan [2]int, 16)
+		calls := make(chan [2]int, 64)
 		splitRows(tc.rows, tc.rowLen, func(lo, hi int) {
 			calls <- [2]int{lo, hi}
 		})
@@ -105,10 +112,13 @@ func TestParallelKernelsMatchSerial(t *testing.T) {
 		out["maxPoolGrad"] = pdx
 		return out
 	}
-	serial, parallel := run(1), run(2)
-	for name, want := range serial {
-		if got := parallel[name]; !slices.Equal(got, want) {
-			t.Errorf("%s: two goroutines differ from one", name)
+	serial := run(1)
+	for _, procs := range []int{2, 3} {
+		parallel := run(procs)
+		for name, want := range serial {
+			if got := parallel[name]; !slices.Equal(got, want) {
+				t.Errorf("%s: %d goroutines differ from one", name, procs)
+			}
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"gorgonia.org/tensor"
 )
@@ -90,6 +92,59 @@ func checkParams(who string, params []Param, lr float64) error {
 		}
 	}
 	return nil
+}
+
+// update is one parameter's elementwise optimizer update: fn(lo, hi) updates elements
+// [lo, hi) of its n, reading and writing nothing outside them.
+type update struct {
+	n  int
+	fn func(lo, hi int)
+}
+
+// Splitting of an optimizer step: under parallelMin elements in all it stays on one
+// goroutine (starting one costs a few microseconds, as long as updating ~10K elements);
+// above, each parameter is cut into chunks of at most chunkMax elements (~30 µs of SGD
+// with momentum), which the workers take in turn.
+const (
+	parallelMin = 1 << 16
+	chunkMax    = 1 << 15
+)
+
+// runUpdates runs every update on up to workers goroutines, the calling one included. The
+// updates are elementwise, so the result is the same, bit for bit, however they are split.
+// A VGG16 step updates 15M elements, ~30 ms on one CPU, while the other CPU would sit idle.
+func runUpdates(ups []update, workers int) {
+	total := 0
+	for _, u := range ups {
+		total += u.n
+	}
+	if workers <= 1 || total < parallelMin {
+		for _, u := range ups {
+			u.fn(0, u.n)
+		}
+		return
+	}
+	type chunk struct{ u, lo, hi int }
+	var chunks []chunk
+	for i, u := range ups {
+		k := (u.n + chunkMax - 1) / chunkMax
+		for j := range k {
+			chunks = append(chunks, chunk{i, j * u.n / k, (j + 1) * u.n / k})
+		}
+	}
+	var next atomic.Int64
+	work := func() {
+		for c := int(next.Add(1)) - 1; c < len(chunks); c = int(next.Add(1)) - 1 {
+			ch := chunks[c]
+			ups[ch.u].fn(ch.lo, ch.hi)
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(workers, len(chunks)) - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
 }
 
 // data returns t's backing slice as []T; t's dtype has been checked.

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"runtime"
 
 	"gorgonia.org/tensor"
 )
@@ -101,24 +102,27 @@ func (a *Adam) Step(params []Param, lr float64) error {
 	if err := checkState(who, a.bufs, params, &a.checked); err != nil {
 		return err
 	}
+	var ups []update
 	for _, p := range params {
 		if p.Grad == nil {
 			continue
 		}
 		a.steps[p.Name]++
 		if p.Value.Dtype() == tensor.Float32 {
-			adamUpdate[float32](a, p, lr)
+			ups = append(ups, adamUpdate[float32](a, p, lr))
 		} else {
-			adamUpdate[float64](a, p, lr)
+			ups = append(ups, adamUpdate[float64](a, p, lr))
 		}
 	}
+	runUpdates(ups, runtime.GOMAXPROCS(0))
 	a.step++
 	return nil
 }
 
 // adamUpdate is torch 1.13's _single_tensor_adam (and _single_tensor_adamw) for one
-// parameter: bias corrections in float64, element arithmetic in T.
-func adamUpdate[T float](a *Adam, p Param, lr float64) {
+// parameter: bias corrections in float64, element arithmetic in T. It creates the moment
+// buffers now and returns the elementwise update, to be run by runUpdates.
+func adamUpdate[T float](a *Adam, p Param, lr float64) update {
 	w, g := data[T](p.Value), data[T](p.Grad)
 	m, _ := buffer[T](a.bufs, p.Name+".exp_avg", p.Value, nil)
 	v, _ := buffer[T](a.bufs, p.Name+".exp_avg_sq", p.Value, nil)
@@ -134,24 +138,26 @@ func adamUpdate[T float](a *Adam, p Param, lr float64) {
 	eps, negStep := T(a.cfg.Eps), T(-stepSize)
 	wd := T(a.cfg.WeightDecay)
 	decay := T(1 - lr*a.cfg.WeightDecay)
-	for i := range w {
-		gi := g[i]
-		switch {
-		case a.decoupled:
-			w[i] *= decay
-		case a.cfg.WeightDecay != 0:
-			gi += wd * w[i]
+	return update{n: len(w), fn: func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gi := g[i]
+			switch {
+			case a.decoupled:
+				w[i] *= decay
+			case a.cfg.WeightDecay != 0:
+				gi += wd * w[i]
+			}
+			m[i] = m[i]*b1 + c1*gi
+			v[i] = v[i]*b2 + c2*gi*gi
+			vi := v[i]
+			if vmax != nil {
+				vmax[i] = max(vmax[i], vi)
+				vi = vmax[i]
+			}
+			denom := T(math.Sqrt(float64(vi)))/bc2Sqrt + eps
+			w[i] += negStep * (m[i] / denom)
 		}
-		m[i] = m[i]*b1 + c1*gi
-		v[i] = v[i]*b2 + c2*gi*gi
-		vi := v[i]
-		if vmax != nil {
-			vmax[i] = max(vmax[i], vi)
-			vi = vmax[i]
-		}
-		denom := T(math.Sqrt(float64(vi)))/bc2Sqrt + eps
-		w[i] += negStep * (m[i] / denom)
-	}
+	}}
 }
 
 // State returns the step counts, the configuration and copies of the moment buffers.

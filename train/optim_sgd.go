@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -68,23 +69,26 @@ func (s *SGD) Step(params []Param, lr float64) error {
 	if err := checkState("sgd", s.bufs, params, &s.checked); err != nil {
 		return err
 	}
+	var ups []update
 	for _, p := range params {
 		if p.Grad == nil {
 			continue
 		}
 		if p.Value.Dtype() == tensor.Float32 {
-			sgdUpdate[float32](s, p, lr)
+			ups = append(ups, sgdUpdate[float32](s, p, lr))
 		} else {
-			sgdUpdate[float64](s, p, lr)
+			ups = append(ups, sgdUpdate[float64](s, p, lr))
 		}
 	}
+	runUpdates(ups, runtime.GOMAXPROCS(0))
 	s.step++
 	return nil
 }
 
 // sgdUpdate is torch 1.13's _single_tensor_sgd for one parameter, with its scalar
-// coefficients rounded to T as PyTorch's CPU kernels do.
-func sgdUpdate[T float](s *SGD, p Param, lr float64) {
+// coefficients rounded to T as PyTorch's CPU kernels do. It creates the momentum buffer
+// now and returns the elementwise update, to be run by runUpdates.
+func sgdUpdate[T float](s *SGD, p Param, lr float64) update {
 	w, g := data[T](p.Value), data[T](p.Grad)
 	wd, mom, damp := T(s.cfg.WeightDecay), T(s.cfg.Momentum), T(1-s.cfg.Dampening)
 	negLR := T(-lr)
@@ -93,25 +97,27 @@ func sgdUpdate[T float](s *SGD, p Param, lr float64) {
 	if s.cfg.Momentum != 0 {
 		buf, fresh = buffer[T](s.bufs, p.Name+".momentum_buffer", p.Value, nil)
 	}
-	for i := range w {
-		d := g[i]
-		if s.cfg.WeightDecay != 0 {
-			d += wd * w[i]
-		}
-		if buf != nil {
-			if fresh {
-				buf[i] = d
-			} else {
-				buf[i] = buf[i]*mom + damp*d
+	return update{n: len(w), fn: func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			d := g[i]
+			if s.cfg.WeightDecay != 0 {
+				d += wd * w[i]
 			}
-			if s.cfg.Nesterov {
-				d += mom * buf[i]
-			} else {
-				d = buf[i]
+			if buf != nil {
+				if fresh {
+					buf[i] = d
+				} else {
+					buf[i] = buf[i]*mom + damp*d
+				}
+				if s.cfg.Nesterov {
+					d += mom * buf[i]
+				} else {
+					d = buf[i]
+				}
 			}
+			w[i] += negLR * d
 		}
-		w[i] += negLR * d
-	}
+	}}
 }
 
 // State returns the step count, the configuration and copies of the momentum buffers.

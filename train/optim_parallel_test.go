@@ -1,0 +1,145 @@
+package train
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+
+	"gorgonia.org/tensor"
+)
+
+// TestRunUpdatesCovers checks that runUpdates updates every element of every parameter
+// exactly once, on one goroutine or several, with sizes on both sides of parallelMin and
+// of chunkMax.
+func TestRunUpdatesCovers(t *testing.T) {
+	for _, tc := range []struct {
+		sizes   []int
+		workers int
+	}{
+		{[]int{10, 0, 3}, 2},
+		{[]int{parallelMin - 1}, 2},
+		{[]int{parallelMin}, 1},
+		{[]int{parallelMin}, 2},
+		{[]int{3*chunkMax + 7, 1, 0, chunkMax}, 2},
+		{[]int{3*chunkMax + 7, 1, 0, chunkMax}, 3},
+		{[]int{5, 2*parallelMin + 1, 9}, 8},
+	} {
+		seen := make([][]int, len(tc.sizes))
+		ups := make([]update, len(tc.sizes))
+		for i, n := range tc.sizes {
+			seen[i] = make([]int, n)
+			ups[i] = update{n: n, fn: func(lo, hi int) {
+				for j := lo; j < hi; j++ {
+					seen[i][j]++ // each element once: no two goroutines write the same one
+				}
+			}}
+		}
+		runUpdates(ups, tc.workers)
+		for i, s := range seen {
+			if j := slices.IndexFunc(s, func(k int) bool { return k != 1 }); j >= 0 {
+				t.Errorf("sizes %v, %d workers: parameter %d element %d updated %d times, want 1", tc.sizes, tc.workers, i, j, s[j])
+			}
+		}
+	}
+}
+
+// TestStepParallelMatchesSerial runs every optimizer for three steps on parameters large
+// enough to be split (one over several chunks, a float64 one, a tiny one, one without a
+// gradient) with GOMAXPROCS 1, 2 and 3: weights and state buffers must be identical bit
+// for bit, since each element's update is the same arithmetic whoever runs it.
+func TestStepParallelMatchesSerial(t *testing.T) {
+	adamAMS := DefaultAdamConfig()
+	adamAMS.AMSGrad, adamAMS.WeightDecay = true, 1e-2
+	for _, tc := range []struct {
+		name string
+		opt  func() (Optimizer, error)
+	}{
+		{"sgd", func() (Optimizer, error) { return NewSGD(SGDConfig{}) }},
+		{"sgd-momentum", func() (Optimizer, error) {
+			return NewSGD(SGDConfig{Momentum: 0.9, Dampening: 0.1, WeightDecay: 5e-4})
+		}},
+		{"sgd-nesterov", func() (Optimizer, error) { return NewSGD(SGDConfig{Momentum: 0.9, Nesterov: true, WeightDecay: 5e-4}) }},
+		{"adam", func() (Optimizer, error) { return NewAdam(DefaultAdamConfig()) }},
+		{"adam-amsgrad-l2", func() (Optimizer, error) { return NewAdam(adamAMS) }},
+		{"adamw", func() (Optimizer, error) { return NewAdamW(DefaultAdamWConfig()) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := func(procs int) OptimizerState {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				opt, err := tc.opt()
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := rand.New(rand.NewPCG(1, 2))
+				params := []Param{
+					{Name: "big", Value: randDense(r, tensor.Float32, 3*chunkMax+5)},
+					{Name: "f64", Value: randDense(r, tensor.Float64, parallelMin+3)},
+					{Name: "tiny", Value: randDense(r, tensor.Float32, 3)},
+					{Name: "frozen", Value: randDense(r, tensor.Float32, 7)},
+				}
+				for step := range 3 {
+					for i := range params[:3] {
+						params[i].Grad = randDense(r, params[i].Value.Dtype(), params[i].Value.Shape()[0])
+					}
+					if err := opt.Step(params, 0.01*float64(step+1)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				st, err := opt.State()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range params {
+					st.Tensors[p.Name+".value"] = p.Value
+				}
+				return st
+			}
+			want := run(1)
+			for _, procs := range []int{2, 3} {
+				got := run(procs)
+				for _, k := range keys(want.Tensors) {
+					if !sameBits(got.Tensors[k], want.Tensors[k]) {
+						t.Errorf("GOMAXPROCS %d: %s differs from GOMAXPROCS 1", procs, k)
+					}
+				}
+				if len(got.Tensors) != len(want.Tensors) {
+					t.Errorf("GOMAXPROCS %d: %d state tensors, want %d", procs, len(got.Tensors), len(want.Tensors))
+				}
+			}
+		})
+	}
+}
+
+// randDense returns a vector of n standard normal values of dtype dt.
+func randDense(r *rand.Rand, dt tensor.Dtype, n int) *tensor.Dense {
+	d := tensor.New(tensor.Of(dt), tensor.WithShape(n))
+	switch v := d.Data().(type) {
+	case []float32:
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+	case []float64:
+		for i := range v {
+			v[i] = r.NormFloat64()
+		}
+	}
+	return d
+}
+
+// sameBits reports whether a and b hold the same float bit patterns (NaNs included).
+func sameBits(a, b *tensor.Dense) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	switch x := a.Data().(type) {
+	case []float32:
+		y, ok := b.Data().([]float32)
+		return ok && slices.EqualFunc(x, y, func(p, q float32) bool { return math.Float32bits(p) == math.Float32bits(q) })
+	case []float64:
+		y, ok := b.Data().([]float64)
+		return ok && slices.EqualFunc(x, y, func(p, q float64) bool { return math.Float64bits(p) == math.Float64bits(q) })
+	}
+	return false
+}

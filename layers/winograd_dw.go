@@ -34,18 +34,18 @@ func (g convGeom) wgGradWeight() bool { return g.winograd() && g.wgAlg().m == 2 
 // winogradGradWeight overwrites dw (O, C, 3, 3) with the weight gradient
 // of the 3×3 stride-1 padding-1 convolution g, from its input x (N, C, H, W)
 // and output gradient dy (N, O, H, W), on F(2×2, 3×3). Its scratch is
-// wgShared's (dU in the slot of the transformed filters), or its own when
-// that is in use.
+// wgShared's (dU in the slot of the transformed filters) and wgDWTiles,
+// or its own when they are in use.
 //
-// Tiles are processed in blocks of up to wgBlock, each in three phases
-// spread over the CPUs: the transforms V (16, C, tiles) split by input
-// channel and M' (16, O, tiles) split by output channel, then the GEMMs
-// dU[ξ] += M'[ξ]·V[ξ]ᵀ split by ξ. dW is folded from dU by output channel.
+// Tiles are processed in blocks of up to wgBlock, each in two phases
+// spread over the CPUs: the transforms V (16, C, tiles) and M' (16, O,
+// tiles) split by channel, then the GEMMs dU[ξ] += M'[ξ]·V[ξ]ᵀ split by
+// ξ. dW is folded from dU by output channel.
 func winogradGradWeight(g convGeom, dw, x, dy []float32) {
-	s := new(wgBufs)
+	s, kept := new(wgBufs), new([]wgTile)
 	if wgShared.TryLock() {
 		defer wgShared.Unlock()
-		s = &wgShared.wgBufs
+		s, kept = &wgShared.wgBufs, &wgDWTiles
 	}
 	const np = 16
 	n, c, o, h, w := g.n, g.c, g.o, g.h, g.w
@@ -57,30 +57,47 @@ func winogradGradWeight(g convGeom, dw, x, dy []float32) {
 	// its 16 planes side by side).
 	vp, mp, up := c*tb+16, o*tb+16, wgDUPlane(o, c)
 	v, m, du := wgGrow(&s.v, np*vp), wgGrow(&s.m, np*mp), wgGrow(&s.u, np*up)
-	ts := make([]wgTile, tb)
+	if cap(*kept) < tb {
+		*kept = make([]wgTile, tb)
+	}
+	ts := (*kept)[:tb]
+	// The phases, made once for every block: they read its cnt and beta.
+	// Both transforms run in one phase, over the input channels and then
+	// the output channels.
+	var cnt int
+	var beta float32
+	transforms := func(lo, hi int) {
+		if lo < c {
+			wgF2.input(v, x, ts[:cnt], lo, min(hi, c), h, w, tb, vp)
+		}
+		if hi > c {
+			wgOutputAdjoint(m, dy, ts[:cnt], max(lo, c)-c, hi-c, h, w, tb, mp)
+		}
+	}
+	gemms := func(lo, hi int) {
+		for xi := lo; xi < hi; xi++ {
+			sgemm.SgemmSerial(false, true, o, c, cnt, 1, m[xi*mp:][:o*tb], tb,
+				v[xi*vp:][:c*tb], tb, beta, du[xi*up:][:o*c], c)
+		}
+	}
 	for t0 := 0; t0 < tiles; t0 += tb {
-		cnt := min(tb, tiles-t0)
+		cnt = min(tb, tiles-t0)
 		for k := range cnt {
 			t := t0 + k
 			img, r := t/(th*tw), t%(th*tw)
 			ty, tx := r/tw, r%tw
 			ts[k] = wgTile{in: img * c * h * w, y0: 2*ty - 1, x0: 2*tx - 1, out: img*o*h*w + 2*ty*w + 2*tx}
 		}
-		wgSplit(c, c*cnt, func(lo, hi int) { wgF2.input(v, x, ts[:cnt], lo, hi, h, w, tb, vp) })
-		wgSplit(o, o*cnt, func(lo, hi int) { wgOutputAdjoint(m, dy, ts[:cnt], lo, hi, h, w, tb, mp) })
-		beta := float32(1)
-		if t0 == 0 {
-			beta = 0
-		}
-		wgSplit(np, o*c*cnt, func(lo, hi int) {
-			for xi := lo; xi < hi; xi++ {
-				sgemm.SgemmSerial(false, true, o, c, cnt, 1, m[xi*mp:][:o*tb], tb,
-					v[xi*vp:][:c*tb], tb, beta, du[xi*up:][:o*c], c)
-			}
-		})
+		wgSplit(c+o, (c+o)*cnt, transforms)
+		wgSplit(np, o*c*cnt, gemms)
+		beta = 1
 	}
 	wgSplit(o, np*o*c, func(lo, hi int) { wgFilterAdjoint(g, dw, du, x, dy, lo, hi) })
 }
+
+// wgDWTiles is winogradGradWeight's tile list, kept with wgShared's
+// buffers and guarded by its lock.
+var wgDWTiles []wgTile
 
 // wgZeroTol bounds the results that wgFilterAdjoint checks for an exact
 // 0: at most this fraction of their output channel's largest. Winograd's

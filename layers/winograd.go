@@ -24,6 +24,13 @@ import (
 // same code. The weight gradient stays on im2col and GEMM. F(4×4, 3×3)
 // (4×4 tiles from 6×6 blocks, 36 GEMMs; opt-in, see wgF4On) runs on the
 // same scheme with its own transforms (wgFilter4, wgInput4, wgOutput4).
+//
+// F(2×2)'s transforms run on AVX-512 kernels where the CPU has them
+// (winograd_amd64.s, written by winograd_asm_gen.go), with the Go code's
+// operations in the same order, so bit-identical results: whole rows of
+// tiles at once on maps 16 and more wide, gathers and scatters of 16
+// tiles at a time on smaller maps, the filters 16 input channels at a
+// time. Elsewhere, and with the purego build tag, the Go code runs.
 
 // convDirect forces the direct (im2col + GEMM) path for every
 // convolution: set by ZOO_CONV=direct, read once at start, for benchmarks

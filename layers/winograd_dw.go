@@ -2,6 +2,7 @@ package layers
 
 import (
 	"math"
+	"sync"
 
 	"github.com/gozoo/gozoo/internal/sgemm"
 )
@@ -24,7 +25,7 @@ import (
 // ±lr where PyTorch's is 0 (with ReLU's sparse maps and 2×2 feature maps,
 // a third of a layer's elements: zoo/vgg's Adam fixtures). So the fold
 // checks its tiny results against the inputs and sets to 0 those without
-// a nonzero term (wgFilterAdjoint).
+// a nonzero term (wgFilterAdjoint, wgSupport).
 
 // wgGradWeight reports whether the float32 weight gradient of g runs on
 // Winograd (winogradGradWeight): when its forward pass does on F(2×2, 3×3).
@@ -34,7 +35,7 @@ func (g convGeom) wgGradWeight() bool { return g.winograd() && g.wgAlg().m == 2 
 // winogradGradWeight overwrites dw (O, C, 3, 3) with the weight gradient
 // of the 3×3 stride-1 padding-1 convolution g, from its input x (N, C, H, W)
 // and output gradient dy (N, O, H, W), on F(2×2, 3×3). Its scratch is
-// wgShared's (dU in the slot of the transformed filters) and wgDWTiles,
+// wgShared's (dU in the slot of the transformed filters) and wgDWShared,
 // or its own when they are in use.
 //
 // Tiles are processed in blocks of up to wgBlock, each in two phases
@@ -42,10 +43,10 @@ func (g convGeom) wgGradWeight() bool { return g.winograd() && g.wgAlg().m == 2 
 // tiles) split by channel, then the GEMMs dU[ξ] += M'[ξ]·V[ξ]ᵀ split by
 // ξ. dW is folded from dU by output channel.
 func winogradGradWeight(g convGeom, dw, x, dy []float32) {
-	s, kept := new(wgBufs), new([]wgTile)
+	s, kept := new(wgBufs), new(wgDWBufs)
 	if wgShared.TryLock() {
 		defer wgShared.Unlock()
-		s, kept = &wgShared.wgBufs, &wgDWTiles
+		s, kept = &wgShared.wgBufs, &wgDWShared
 	}
 	const np = 16
 	n, c, o, h, w := g.n, g.c, g.o, g.h, g.w
@@ -57,10 +58,10 @@ func winogradGradWeight(g convGeom, dw, x, dy []float32) {
 	// its 16 planes side by side).
 	vp, mp, up := c*tb+16, o*tb+16, wgDUPlane(o, c)
 	v, m, du := wgGrow(&s.v, np*vp), wgGrow(&s.m, np*mp), wgGrow(&s.u, np*up)
-	if cap(*kept) < tb {
-		*kept = make([]wgTile, tb)
+	if cap(kept.tiles) < tb {
+		kept.tiles = make([]wgTile, tb)
 	}
-	ts := (*kept)[:tb]
+	ts := kept.tiles[:tb]
 	// The phases, made once for every block: they read its cnt and beta.
 	// Both transforms run in one phase, over the input channels and then
 	// the output channels.
@@ -92,12 +93,19 @@ func winogradGradWeight(g convGeom, dw, x, dy []float32) {
 		wgSplit(np, o*c*cnt, gemms)
 		beta = 1
 	}
-	wgSplit(o, np*o*c, func(lo, hi int) { wgFilterAdjoint(g, dw, du, x, dy, lo, hi) })
+	sup := &wgSupport{g: g, x: x, dy: dy, buf: &kept.masks}
+	wgSplit(o, np*o*c, func(lo, hi int) { wgFilterAdjoint(g, dw, du, sup, lo, hi) })
 }
 
-// wgDWTiles is winogradGradWeight's tile list, kept with wgShared's
-// buffers and guarded by its lock.
-var wgDWTiles []wgTile
+// wgDWBufs is winogradGradWeight's scratch besides wgBufs: its tile list
+// and wgSupport's masks. Buffers only grow.
+type wgDWBufs struct {
+	tiles []wgTile
+	masks []uint64
+}
+
+// wgDWShared is kept with wgShared's buffers and guarded by its lock.
+var wgDWShared wgDWBufs
 
 // wgZeroTol bounds the results that wgFilterAdjoint checks for an exact
 // 0: at most this fraction of their output channel's largest. Winograd's
@@ -108,25 +116,128 @@ var wgDWTiles []wgTile
 // cost more than the fold.)
 const wgZeroTol = 1e-4
 
-// wgMeets reports whether the weight gradient's sum for output channel o,
-// input channel c and tap (a, b), Σ dy[n, o, i, j]·x[n, c, i+a−1, j+b−1]
-// over the images and the pixels where both exist, has a term whose
-// factors are both nonzero.
-func wgMeets(g convGeom, x, dy []float32, o, c, a, b int) bool {
+// wgSupport answers whether the weight gradient's sum for output channel
+// o, input channel c and tap (a, b) of g,
+// Σ dy[n, o, i, j]·x[n, c, i+a−1, j+b−1] over the images and the pixels
+// where both exist, has a term whose factors are both nonzero (meets). x
+// is (N, C, H, W), dy (N, O, H, W).
+//
+// It scans wgQuickChecks pixels first, which on dense maps finds such a
+// term at once. Past them it tests, image by image, the masks of nonzero
+// pixels of x and dy, built on first need (and once: meets is safe for
+// concurrent use) into buf: per image and channel, the map padded by one
+// pixel on every side, pixel (i, j) at bit (i+1)·(w+2) + j+1, so that a
+// tap is a shift of the whole mask; it skips the images where x's channel
+// is all 0. Scanning pixels alone, a layer whose input channels were
+// nearly dead (one nonzero pixel in the whole batch) took 20× as long as
+// the direct path (64→64, 32×32, batch 64); with the masks, 1.4×.
+type wgSupport struct {
+	g     convGeom
+	x, dy []float32
+	buf   *[]uint64
+
+	once   sync.Once
+	words  int      // per mask
+	xm, dm []uint64 // (N, C, words) and (N, O, words)
+	xany   []uint64 // bit n·C + c: x[n, c] has a nonzero pixel
+}
+
+// wgQuickChecks is the number of pixels wgSupport.meets scans before it
+// turns to the masks.
+const wgQuickChecks = 64
+
+func (s *wgSupport) meets(o, c, a, b int) bool {
+	g := s.g
 	hw := g.h * g.w
 	i0, i1 := max(0, 1-a), min(g.h, g.h+1-a)
 	j0, j1 := max(0, 1-b), min(g.w, g.w+1-b)
+	checks := 0
 	for n := range g.n {
-		d, xc := dy[(n*g.o+o)*hw:][:hw], x[(n*g.c+c)*hw:][:hw]
+		d, xc := s.dy[(n*g.o+o)*hw:][:hw], s.x[(n*g.c+c)*hw:][:hw]
 		for i := i0; i < i1; i++ {
 			for j := j0; j < j1; j++ {
 				if d[i*g.w+j] != 0 && xc[(i+a-1)*g.w+j+b-1] != 0 {
 					return true
 				}
+				if checks++; checks == wgQuickChecks {
+					return s.meetsMasks(o, c, a, b)
+				}
 			}
 		}
 	}
 	return false
+}
+
+// meetsMasks is meets on the masks.
+func (s *wgSupport) meetsMasks(o, c, a, b int) bool {
+	s.once.Do(s.build)
+	g := s.g
+	shift := (a-1)*(g.w+2) + b - 1
+	for n := range g.n {
+		if i := n*g.c + c; s.xany[i>>6]&(1<<(i&63)) == 0 {
+			continue
+		}
+		xm := s.xm[(n*g.c+c)*s.words:][:s.words]
+		for k, d := range s.dm[(n*g.o+o)*s.words:][:s.words] {
+			if d != 0 && d&wgBitsAt(xm, 64*k+shift) != 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// build fills the masks.
+func (s *wgSupport) build() {
+	g := s.g
+	wp := g.w + 2
+	s.words = ((g.h+2)*wp + 63) / 64
+	nx, nd, na := g.n*g.c*s.words, g.n*g.o*s.words, (g.n*g.c+63)/64
+	if cap(*s.buf) < nx+nd+na {
+		*s.buf = make([]uint64, nx+nd+na)
+	}
+	m := (*s.buf)[:nx+nd+na]
+	clear(m)
+	s.xm, s.dm, s.xany = m[:nx], m[nx:nx+nd], m[nx+nd:]
+	hw := g.h * g.w
+	for _, t := range []struct {
+		dst []uint64
+		src []float32
+	}{{s.xm, s.x}, {s.dm, s.dy}} {
+		for k := range len(t.src) / hw {
+			dst, src := t.dst[k*s.words:][:s.words], t.src[k*hw:][:hw]
+			for i := range g.h {
+				for j, v := range src[i*g.w:][:g.w] {
+					if v != 0 {
+						p := (i+1)*wp + j + 1
+						dst[p>>6] |= 1 << (p & 63)
+					}
+				}
+			}
+		}
+	}
+	for k := range g.n * g.c {
+		for _, v := range s.xm[k*s.words:][:s.words] {
+			if v != 0 {
+				s.xany[k>>6] |= 1 << (k & 63)
+				break
+			}
+		}
+	}
+}
+
+// wgBitsAt returns the 64 bits of the bitset m from bit p on (bit p
+// lowest); bits outside m, p negative included, are 0.
+func wgBitsAt(m []uint64, p int) uint64 {
+	q, r := p>>6, uint(p&63)
+	var bits uint64
+	if q >= 0 && q < len(m) {
+		bits = m[q] >> r
+	}
+	if r != 0 && q+1 >= 0 && q+1 < len(m) {
+		bits |= m[q+1] << (64 - r)
+	}
+	return bits
 }
 
 // wgOutputAdjoint writes A·dY·Aᵀ of the 2×2 output gradients dY of the
@@ -183,11 +294,9 @@ func wgDUPlane(o, c int) int { return o*c + 16 }
 // wgFilterAdjoint writes dW = Gᵀ·dU·G, the adjoint of wgFilter, for output
 // channels [o0, o1) of g into dw (O, C, 3, 3) from du (16 planes (O, C),
 // wgDUPlane apart). A result under wgZeroTol of its row's largest whose
-// sum Σ dy·x has no nonzero term (wgMeets: x is (N, C, H, W), dy is
-// (N, O, H, W)) is set to 0, as the direct path gives it. On dense maps
-// wgMeets finds a nonzero term of a tiny result within a few pixels; a
-// true zero costs N·H·W comparisons, as much as its direct sum.
-func wgFilterAdjoint(g convGeom, dw, du, x, dy []float32, o0, o1 int) {
+// sum Σ dy·x has no nonzero term (sup) is set to 0, as the direct path
+// gives it.
+func wgFilterAdjoint(g convGeom, dw, du []float32, sup *wgSupport, o0, o1 int) {
 	c := g.c
 	p := wgDUPlane(g.o, c)
 	for r := o0; r < o1; r++ {
@@ -211,7 +320,7 @@ func wgFilterAdjoint(g convGeom, dw, du, x, dy []float32, o0, o1 int) {
 			continue
 		}
 		for i, v := range row {
-			if v != 0 && abs32(v) <= tiny && !wgMeets(g, x, dy, r, i/9, i%9/3, i%3) {
+			if v != 0 && abs32(v) <= tiny && !sup.meets(r, i/9, i%9/3, i%3) {
 				row[i] = 0
 			}
 		}

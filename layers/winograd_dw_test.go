@@ -58,30 +58,40 @@ func TestWinogradGradWeight(t *testing.T) {
 	}
 }
 
-// TestWinogradGradWeightZeros checks that on sparse maps (ReLU-like, 70%
-// zeros) the Winograd weight gradient is exactly 0 where the float64 direct
-// path is, and only there: Adam would turn noise in place of a 0 into a
-// full step.
+// TestWinogradGradWeightZeros checks that on sparse maps the Winograd
+// weight gradient is exactly 0 where the float64 direct path is, and only
+// there: Adam would turn noise in place of a 0 into a full step. The maps
+// are ReLU-like (70% zeros), or with dead input channels (from channel 4
+// on, one nonzero pixel in the last image), whose checks go past
+// wgQuickChecks to the masks.
 func TestWinogradGradWeightZeros(t *testing.T) {
-	sparse := func(d *tensor.Dense) *tensor.Dense {
-		for i, v := range data[float64](d) {
-			if v < 0.4 {
-				data[float64](d)[i] = 0
-			}
-		}
-		return d
-	}
-	for i, c := range []struct{ n, c, o, h, w int }{
-		{2, 16, 16, 1, 1},
-		{1, 32, 32, 2, 2},
-		{2, 16, 24, 2, 2},
-		{1, 16, 16, 3, 3},
-		{2, 32, 16, 4, 4},
-		{1, 16, 16, 5, 7},
+	for i, c := range []struct {
+		n, c, o, h, w int
+		dead          bool
+	}{
+		{2, 16, 16, 1, 1, false},
+		{1, 32, 32, 2, 2, false},
+		{2, 16, 24, 2, 2, false},
+		{1, 16, 16, 3, 3, false},
+		{2, 32, 16, 4, 4, false},
+		{1, 16, 16, 5, 7, false},
+		{4, 16, 16, 2, 2, true},
+		{3, 16, 20, 9, 11, true},
+		{2, 16, 16, 32, 32, true},
 	} {
 		g := convGeom{n: c.n, c: c.c, h: c.h, w: c.w, o: c.o, kh: 3, kw: 3, stride: 1, pad: 1, oh: c.h, ow: c.w}
-		t.Run(g.String(), func(t *testing.T) {
-			x, dy := sparse(randDense(uint64(100+i), g.n, g.c, g.h, g.w)), sparse(randDense(uint64(200+i), g.n, g.o, g.h, g.w))
+		t.Run(fmt.Sprintf("%v/dead=%t", g, c.dead), func(t *testing.T) {
+			x, dy := wgSparse(randDense(uint64(100+i), g.n, g.c, g.h, g.w)), wgSparse(randDense(uint64(200+i), g.n, g.o, g.h, g.w))
+			if c.dead {
+				x = randDense(uint64(100+i), g.n, g.c, g.h, g.w)
+				hw := g.h * g.w
+				for k, v := range data[float64](x) {
+					if img, ch, px := k/(g.c*hw), k/hw%g.c, k%hw; ch >= 4 && (img != g.n-1 || px != hw/2) {
+						v = 0
+					}
+					data[float64](x)[k] = v
+				}
+			}
 			want := make([]float64, g.o*g.c*9)
 			convGradWeight(nil, g, 1, want, data[float64](x), data[float64](dy))
 			got := wgNaN(len(want))
@@ -103,6 +113,83 @@ func TestWinogradGradWeightZeros(t *testing.T) {
 			}
 			if e := wgRelErr(got, want); !(e <= 1e-4) {
 				t.Errorf("max|diff|/max|ref| = %.3g, want ≤ 1e-4", e)
+			}
+		})
+	}
+}
+
+// wgSparse zeroes the 70% of d's entries under 0.4 (d is uniform on
+// [-1, 1)), like a ReLU's output, and returns d.
+func wgSparse(d *tensor.Dense) *tensor.Dense {
+	for i, v := range data[float64](d) {
+		if v < 0.4 {
+			data[float64](d)[i] = 0
+		}
+	}
+	return d
+}
+
+// TestWinogradSupport checks wgSupport's masks (meetsMasks, bit shifts
+// across words included) and its answer (meets) against a scan of every
+// pixel, for every output channel, input channel and tap, on sparse maps
+// (the entries of a uniform [-1, 1) under cut zeroed) of 1 to 19 words per
+// mask.
+func TestWinogradSupport(t *testing.T) {
+	for i, c := range []struct {
+		n, c, o, h, w int
+		cut           float64
+	}{
+		{3, 2, 3, 1, 1, 0},
+		{2, 3, 2, 2, 2, 0.4},
+		{2, 2, 3, 5, 7, 0.8},
+		{3, 3, 2, 9, 11, 0.8},
+		{2, 2, 2, 14, 3, 0.8},
+		{1, 2, 2, 32, 32, 0.96},
+	} {
+		g := convGeom{n: c.n, c: c.c, h: c.h, w: c.w, o: c.o, kh: 3, kw: 3, stride: 1, pad: 1, oh: c.h, ow: c.w}
+		t.Run(g.String(), func(t *testing.T) {
+			sparse := func(d *tensor.Dense) []float32 {
+				for j, v := range data[float64](d) {
+					if v < c.cut {
+						data[float64](d)[j] = 0
+					}
+				}
+				return data[float32](toFloat32(d))
+			}
+			x, dy := sparse(randDense(uint64(300+i), g.n, g.c, g.h, g.w)), sparse(randDense(uint64(400+i), g.n, g.o, g.h, g.w))
+			s := &wgSupport{g: g, x: x, dy: dy, buf: new([]uint64)}
+			hw := g.h * g.w
+			meetsCount := 0
+			for o := range g.o {
+				for ch := range g.c {
+					for a := range 3 {
+						for b := range 3 {
+							want := false
+							for n := range g.n {
+								for i := range g.h {
+									for j := range g.w {
+										ii, jj := i+a-1, j+b-1
+										if ii >= 0 && ii < g.h && jj >= 0 && jj < g.w && dy[(n*g.o+o)*hw+i*g.w+j] != 0 && x[(n*g.c+ch)*hw+ii*g.w+jj] != 0 {
+											want = true
+										}
+									}
+								}
+							}
+							if want {
+								meetsCount++
+							}
+							if got := s.meetsMasks(o, ch, a, b); got != want {
+								t.Errorf("o %d, c %d, tap (%d, %d): meetsMasks = %t, want %t", o, ch, a, b, got, want)
+							}
+							if got := s.meets(o, ch, a, b); got != want {
+								t.Errorf("o %d, c %d, tap (%d, %d): meets = %t, want %t", o, ch, a, b, got, want)
+							}
+						}
+					}
+				}
+			}
+			if total := g.o * g.c * 9; meetsCount == 0 || meetsCount == total {
+				t.Fatalf("%d of %d sums meet: pick another case", meetsCount, total)
 			}
 		})
 	}

@@ -293,7 +293,7 @@ func wgInput(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) {
 	s := wgRowScratch(w)
 	for k := 0; k < len(ts); {
 		tl := ts[k]
-		if !rows || !wgRowAt(ts, k, tw) {
+		if !rows || !wgRowAt(ts, k, tw, 2) {
 			for c := c0; c < c1; c++ {
 				wgInTile(v[c*ld+k:], x[tl.in+c*hw:][:hw], tl, h, w, plane)
 			}
@@ -323,15 +323,15 @@ func wgRowMinW() int {
 	return 8
 }
 
-// wgRowAt reports whether ts[k:k+tw] is a whole row of tiles of one image,
-// left to right (tw tiles a row): true for every row of a block but its
-// first and last, which wgConv may cut.
-func wgRowAt(ts []wgTile, k, tw int) bool {
+// wgRowAt reports whether ts[k:k+tw] is a whole row of tiles m×m of one
+// image, left to right (tw tiles a row): true for every row of a block but
+// its first and last, which wgConv may cut.
+func wgRowAt(ts []wgTile, k, tw, m int) bool {
 	if ts[k].x0 != -1 || k+tw > len(ts) {
 		return false
 	}
 	last := ts[k+tw-1]
-	return last.in == ts[k].in && last.y0 == ts[k].y0 && last.x0 == 2*tw-3
+	return last.in == ts[k].in && last.y0 == ts[k].y0 && last.x0 == m*(tw-1)-1
 }
 
 // wgScratch is the scratch of wgInRow for maps w wide: a zero row, and
@@ -447,7 +447,7 @@ func wgOutput(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []floa
 	}
 	for k := 0; k < len(ts); {
 		tl := ts[k]
-		if !rows || !wgRowAt(ts, k, tw) {
+		if !rows || !wgRowAt(ts, k, tw, 2) {
 			for o := o0; o < o1; o++ {
 				var bias float32
 				if b != nil {
@@ -543,30 +543,30 @@ func wgOutTile(yo, q []float32, tl wgTile, h, w, plane int, bias float32) {
 // wgFilter4 writes F(4×4, 3×3)'s 36 transformed filter matrices
 // U[ξ] = (G·g·Gᵀ)[ξ] into u (36, O, C); w is (O, C, 3, 3). With rotate the
 // filters are rotated by 180° first (for the input gradient, which reads
-// each U[ξ] transposed).
+// each U[ξ] transposed). Each row of the 36 matrices is built in a buffer
+// and copied out, so that they are written in sequence.
 func wgFilter4(u, w []float32, o, c int, rotate bool) {
 	wgSplit(o, 36*o*c, func(lo, hi int) {
 		buf := make([]float32, 36*c)
 		for r := lo; r < hi; r++ {
 			for q := range c {
 				k := w[(r*c+q)*9:][:9]
-				var g [9]float32
-				for i := range 9 {
-					if rotate {
-						g[i] = k[8-i]
-					} else {
-						g[i] = k[i]
-					}
+				g0, g1, g2, g3, g4, g5, g6, g7, g8 := k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
+				if rotate {
+					g0, g1, g2, g3, g5, g6, g7, g8 = g8, g7, g6, g5, g3, g2, g1, g0
 				}
-				var t [18]float32 // G·g, 6×3
-				for j := range 3 {
-					t[j], t[3+j], t[6+j], t[9+j], t[12+j], t[15+j] = wgG6(g[j], g[3+j], g[6+j])
-				}
+				// t = G·g, column by column (6×3).
+				t00, t10, t20, t30, t40, t50 := wgG6(g0, g3, g6)
+				t01, t11, t21, t31, t41, t51 := wgG6(g1, g4, g7)
+				t02, t12, t22, t32, t42, t52 := wgG6(g2, g5, g8)
 				b := buf[q:]
-				for i := range 6 {
-					at := 6 * i * c
-					b[at], b[at+c], b[at+2*c], b[at+3*c], b[at+4*c], b[at+5*c] = wgG6(t[3*i], t[3*i+1], t[3*i+2])
-				}
+				_ = b[35*c]
+				b[0], b[c], b[2*c], b[3*c], b[4*c], b[5*c] = wgG6(t00, t01, t02)
+				b[6*c], b[7*c], b[8*c], b[9*c], b[10*c], b[11*c] = wgG6(t10, t11, t12)
+				b[12*c], b[13*c], b[14*c], b[15*c], b[16*c], b[17*c] = wgG6(t20, t21, t22)
+				b[18*c], b[19*c], b[20*c], b[21*c], b[22*c], b[23*c] = wgG6(t30, t31, t32)
+				b[24*c], b[25*c], b[26*c], b[27*c], b[28*c], b[29*c] = wgG6(t40, t41, t42)
+				b[30*c], b[31*c], b[32*c], b[33*c], b[34*c], b[35*c] = wgG6(t50, t51, t52)
 			}
 			for xi := range 36 {
 				copy(u[(xi*o+r)*c:][:c], buf[xi*c:][:c])
@@ -575,86 +575,213 @@ func wgFilter4(u, w []float32, o, c int, rotate bool) {
 	})
 }
 
-// wgG6 is G·(a, b, c) of F(4×4, 3×3).
+// wgG6 is G·(a, b, c) of F(4×4, 3×3): (a/4, −(a+b+c)/6, −(a−b+c)/6,
+// a/24 + b/12 + c/6, a/24 − b/12 + c/6, c).
 func wgG6(a, b, c float32) (float32, float32, float32, float32, float32, float32) {
-	return a / 4, -(a + b + c) / 6, -(a - b + c) / 6, a/24 + b/12 + c/6, a/24 - b/12 + c/6, c
+	p := a + c
+	s, d := a*(1.0/24)+c*(1.0/6), b*(1.0/12)
+	return a * 0.25, (p + b) * (-1.0 / 6), (p - b) * (-1.0 / 6), s + d, s - d, c
 }
 
-// wgB6 is Bᵀ·(d0, …, d5) of F(4×4, 3×3).
+// wgB6 is Bᵀ·(d0, …, d5) of F(4×4, 3×3): (4d0 − 5d2 + d4,
+// −4d1 − 4d2 + d3 + d4, 4d1 − 4d2 − d3 + d4, −2d1 − d2 + 2d3 + d4,
+// 2d1 − d2 − 2d3 + d4, 4d1 − 5d3 + d5), with only products by 2 and 4,
+// which are exact: the AVX-512 kernels, doing the same operations in the
+// same order, give the same bits, fused into FMAs by the compiler or not.
 func wgB6(d0, d1, d2, d3, d4, d5 float32) (float32, float32, float32, float32, float32, float32) {
-	return 4*d0 - 5*d2 + d4, d3 + d4 - 4*(d1+d2), 4*(d1-d2) - d3 + d4, d4 - d2 - 2*(d1-d3), d4 - d2 + 2*(d1-d3), 4*d1 - 5*d3 + d5
+	a, b := d4-d2, d1-d3
+	return 4*(d0-d2) + a, (d3 + d4) - 4*(d1+d2), (d4 - d3) + 4*(d1-d2), a - 2*b, a + 2*b, 4*b + (d5 - d3)
 }
 
-// wgA6 is Aᵀ·(m0, …, m5) of F(4×4, 3×3).
+// wgA6 is Aᵀ·(m0, …, m5) of F(4×4, 3×3): (m0 + m1 + m2 + m3 + m4,
+// m1 − m2 + 2(m3 − m4), m1 + m2 + 4(m3 + m4), m1 − m2 + 8(m3 − m4) + m5),
+// with only products by 2, 4 and 8 (see wgB6).
 func wgA6(m0, m1, m2, m3, m4, m5 float32) (float32, float32, float32, float32) {
-	return m0 + m1 + m2 + m3 + m4, m1 - m2 + 2*(m3-m4), m1 + m2 + 4*(m3+m4), m1 - m2 + 8*(m3-m4) + m5
+	s, d, ss, dd := m1+m2, m1-m2, m3+m4, m3-m4
+	return (m0 + s) + ss, d + 2*dd, s + 4*ss, (d + 8*dd) + m5
 }
 
-// wgInput4 is wgInput for F(4×4, 3×3): 6×6 input blocks, 36 planes.
+// wgInput4 is wgInput for F(4×4, 3×3): 6×6 input blocks, 36 planes. A
+// whole row of tiles of one image (wgRowAt) is transformed at once by
+// wgInRows4, the tiles of a block's partial first and last rows one by one
+// (wgInTile4).
 func wgInput4(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) {
-	hw := h * w
-	for c := c0; c < c1; c++ {
-		vc := v[c*ld:]
-		for k, tl := range ts {
-			xc := x[tl.in+c*hw:][:hw]
-			var d [36]float32
-			if tl.y0 >= 0 && tl.x0 >= 0 && tl.y0+6 <= h && tl.x0+6 <= w {
-				for i := range 6 {
-					copy(d[6*i:6*i+6], xc[(tl.y0+i)*w+tl.x0:])
-				}
-			} else {
-				for i := range 6 {
-					yy := tl.y0 + i
-					if yy < 0 || yy >= h {
-						continue
-					}
-					for j := range 6 {
-						if xx := tl.x0 + j; xx >= 0 && xx < w {
-							d[6*i+j] = xc[yy*w+xx]
-						}
-					}
-				}
+	if c1 <= c0 {
+		return
+	}
+	hw, tw := h*w, (w+3)/4
+	s := wgRowScratch4(w)
+	for k := 0; k < len(ts); {
+		tl := ts[k]
+		if !wgRowAt(ts, k, tw, 4) {
+			for c := c0; c < c1; c++ {
+				wgInTile4(v[c*ld+k:], x[tl.in+c*hw:][:hw], tl, h, w, plane)
 			}
-			var e [36]float32 // Bᵀ·d
-			for j := range 6 {
-				e[j], e[6+j], e[12+j], e[18+j], e[24+j], e[30+j] = wgB6(d[j], d[6+j], d[12+j], d[18+j], d[24+j], d[30+j])
+			k++
+			continue
+		}
+		var r [6][]float32 // channel c0's 6 input rows; nil in the padding
+		for i := range r {
+			if yy := tl.y0 + i; yy >= 0 && yy < h {
+				r[i] = x[tl.in+c0*hw+yy*w : tl.in+(c1-1)*hw+yy*w+w]
 			}
-			q := vc[k:]
-			for i := range 6 {
-				r := e[6*i : 6*i+6]
-				at := 6 * i * plane
-				q[at], q[at+plane], q[at+2*plane], q[at+3*plane], q[at+4*plane], q[at+5*plane] = wgB6(r[0], r[1], r[2], r[3], r[4], r[5])
+		}
+		wgInRows4(v[c0*ld+k:], plane, ld, r, hw, c1-c0, s, w, tw)
+		k += tw
+	}
+}
+
+// wgRowScratch4 returns a zeroed wgScratch for F(4×4, 3×3) on maps w
+// wide: a zero row, and wgInRowGo4's 6 rows of Bᵀ·d, each 4·tw + 2 floats
+// with zeros before and after the w columns (column j at 1 + j).
+func wgRowScratch4(w int) wgScratch {
+	return wgScratch{zero: make([]float32, w), e: make([]float32, 6*(4*((w+3)/4)+2))}
+}
+
+// wgInRowsGo4 is wgInRows4 in Go: for each of nc channels c, wgInRowGo4
+// of the rows r[i][c·hw:][:w] (zero rows where r[i] is nil) into
+// q[c·ld:].
+func wgInRowsGo4(q []float32, plane, ld int, r [6][]float32, hw, nc int, s wgScratch, w, tw int) {
+	for c := range nc {
+		var rc [6][]float32
+		for i := range r {
+			rc[i] = s.zero[:w]
+			if r[i] != nil {
+				rc[i] = r[i][c*hw:][:w]
 			}
+		}
+		wgInRowGo4(q[c*ld:], plane, rc, s.e, w, tw)
+	}
+}
+
+// wgInRowGo4 transforms one whole row of tw tiles of one channel: Bᵀ·d on
+// whole rows (r, 6 rows of w) into e, then ·B tile by tile, the tiles'
+// columns 4t−1 … 4t+4 read from e's padded rows (wgRowScratch4), into q's
+// 36 planes (plane apart). e's padding must be zero; it stays so.
+func wgInRowGo4(q []float32, plane int, r [6][]float32, e []float32, w, tw int) {
+	s := 4*tw + 2
+	r0, r1, r2, r3, r4, r5 := r[0][:w], r[1][:w], r[2][:w], r[3][:w], r[4][:w], r[5][:w]
+	e0, e1, e2, e3, e4, e5 := e[1:][:w], e[s+1:][:w], e[2*s+1:][:w], e[3*s+1:][:w], e[4*s+1:][:w], e[5*s+1:][:w]
+	for j := range e0 {
+		e0[j], e1[j], e2[j], e3[j], e4[j], e5[j] = wgB6(r0[j], r1[j], r2[j], r3[j], r4[j], r5[j])
+	}
+	for i := range 6 {
+		ei := e[i*s:][:s]
+		at := 6 * i * plane
+		p0, p1, p2 := q[at:][:tw], q[at+plane:][:tw], q[at+2*plane:][:tw]
+		p3, p4, p5 := q[at+3*plane:][:tw], q[at+4*plane:][:tw], q[at+5*plane:][:tw]
+		for t := range p0 {
+			d := ei[4*t:][:6]
+			p0[t], p1[t], p2[t], p3[t], p4[t], p5[t] = wgB6(d[0], d[1], d[2], d[3], d[4], d[5])
 		}
 	}
 }
 
+// wgInTile4 writes Bᵀ·d·B of the one tile tl of the channel xc (h, w)
+// into q's 36 planes (plane apart).
+func wgInTile4(q, xc []float32, tl wgTile, h, w, plane int) {
+	var d [36]float32 // the 6×6 block, zero in the padding
+	for i := range 6 {
+		yy := tl.y0 + i
+		if yy < 0 || yy >= h {
+			continue
+		}
+		for j := range 6 {
+			if xx := tl.x0 + j; xx >= 0 && xx < w {
+				d[6*i+j] = xc[yy*w+xx]
+			}
+		}
+	}
+	var e [36]float32 // Bᵀ·d: the rows combined, column by column
+	for j := range 6 {
+		e[j], e[6+j], e[12+j], e[18+j], e[24+j], e[30+j] = wgB6(d[j], d[6+j], d[12+j], d[18+j], d[24+j], d[30+j])
+	}
+	_ = q[35*plane]
+	for i := range 6 { // ·B: the columns combined, row by row; ξ = 6i + j
+		r, at := e[6*i:][:6], 6*i*plane
+		q[at], q[at+plane], q[at+2*plane], q[at+3*plane], q[at+4*plane], q[at+5*plane] = wgB6(r[0], r[1], r[2], r[3], r[4], r[5])
+	}
+}
+
 // wgOutput4 is wgOutput for F(4×4, 3×3): 4×4 output tiles from 36 planes.
+// Whole rows of tiles (wgRowAt) go to wgOutRows4, the rest tile by tile
+// (wgOutTile4).
 func wgOutput4(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32) {
-	hw := h * w
-	for o := o0; o < o1; o++ {
+	if o1 <= o0 {
+		return
+	}
+	hw, tw := h*w, (w+3)/4
+	var bo []float32
+	if b != nil {
+		bo = b[o0:o1]
+	}
+	for k := 0; k < len(ts); {
+		tl := ts[k]
+		oy, ox := tl.y0+1, tl.x0+1
+		rows := min(4, h-oy)
+		if !wgRowAt(ts, k, tw, 4) {
+			for o := o0; o < o1; o++ {
+				var bias float32
+				if b != nil {
+					bias = b[o]
+				}
+				wgOutTile4(y[tl.out+o*hw:], m[o*ld+k:], rows, min(4, w-ox), w, plane, bias)
+			}
+			k++
+			continue
+		}
+		at := tl.out + o0*hw
+		wgOutRows4(y[at:tl.out+(o1-1)*hw+rows*w], m[o0*ld+k:], plane, ld, hw, o1-o0, w, tw, rows, bo)
+		k += tw
+	}
+}
+
+// wgOutRowsGo4 is wgOutRows4 in Go: for each of nc channels c, the
+// outputs of a whole row of tw tiles from q[c·ld:]'s 36 planes (plane
+// apart) into rows (1 to 4) rows of w at y[c·hw:], plus b[c] (b may be
+// nil).
+func wgOutRowsGo4(y, q []float32, plane, ld, hw, nc, w, tw, rows int, b []float32) {
+	for c := range nc {
 		var bias float32
 		if b != nil {
-			bias = b[o]
+			bias = b[c]
 		}
-		mo := m[o*ld:]
-		for k, tl := range ts {
-			q := mo[k:]
-			var t [24]float32 // Aᵀ·m, 4×6
-			for j := range 6 {
-				t[j], t[6+j], t[12+j], t[18+j] = wgA6(q[j*plane], q[(6+j)*plane], q[(12+j)*plane], q[(18+j)*plane], q[(24+j)*plane], q[(30+j)*plane])
-			}
-			yo := y[tl.out+o*hw:]
-			oy, ox := tl.y0+1, tl.x0+1
-			rows, cols := min(4, h-oy), min(4, w-ox)
-			for i := range rows {
-				r := t[6*i : 6*i+6]
-				var z [4]float32
-				z[0], z[1], z[2], z[3] = wgA6(r[0], r[1], r[2], r[3], r[4], r[5])
-				for j := range cols {
-					yo[i*w+j] = z[j] + bias
-				}
-			}
+		yc, qc := y[c*hw:], q[c*ld:]
+		for t := range tw {
+			wgOutTile4(yc[4*t:], qc[t:], rows, min(4, w-4*t), w, plane, bias)
+		}
+	}
+}
+
+// wgOutTile4 writes the outputs Aᵀ·m·A + bias of one tile from q's 36
+// planes (plane apart) into yo, its first output in a map w wide: rows×cols
+// of them (1 to 4 each; fewer than 4 at the map's bottom or right edge).
+func wgOutTile4(yo, q []float32, rows, cols, w, plane int, bias float32) {
+	_ = q[35*plane]
+	// Aᵀ·m: the rows combined, column by column; ξ = 6i + j.
+	t00, t10, t20, t30 := wgA6(q[0], q[6*plane], q[12*plane], q[18*plane], q[24*plane], q[30*plane])
+	t01, t11, t21, t31 := wgA6(q[plane], q[7*plane], q[13*plane], q[19*plane], q[25*plane], q[31*plane])
+	t02, t12, t22, t32 := wgA6(q[2*plane], q[8*plane], q[14*plane], q[20*plane], q[26*plane], q[32*plane])
+	t03, t13, t23, t33 := wgA6(q[3*plane], q[9*plane], q[15*plane], q[21*plane], q[27*plane], q[33*plane])
+	t04, t14, t24, t34 := wgA6(q[4*plane], q[10*plane], q[16*plane], q[22*plane], q[28*plane], q[34*plane])
+	t05, t15, t25, t35 := wgA6(q[5*plane], q[11*plane], q[17*plane], q[23*plane], q[29*plane], q[35*plane])
+	// ·A: the columns combined, row by row.
+	var z [16]float32
+	z[0], z[1], z[2], z[3] = wgA6(t00, t01, t02, t03, t04, t05)
+	z[4], z[5], z[6], z[7] = wgA6(t10, t11, t12, t13, t14, t15)
+	z[8], z[9], z[10], z[11] = wgA6(t20, t21, t22, t23, t24, t25)
+	z[12], z[13], z[14], z[15] = wgA6(t30, t31, t32, t33, t34, t35)
+	if rows == 4 && cols == 4 {
+		_ = yo[3*w+3]
+		for i := range 4 {
+			r := yo[i*w:][:4]
+			r[0], r[1], r[2], r[3] = z[4*i]+bias, z[4*i+1]+bias, z[4*i+2]+bias, z[4*i+3]+bias
+		}
+		return
+	}
+	for i := range rows {
+		for j := range cols {
+			yo[i*w+j] = z[4*i+j] + bias
 		}
 	}
 }

@@ -151,3 +151,48 @@ func wgFilterRows(u, w []float32, o, c, lo, hi int) bool {
 	wgFilterAVX512(&u[0], &w[0], o, c, lo, hi)
 	return true
 }
+
+//go:noescape
+func wgInRow4AVX512(q *float32, plane, ld int, r0, r1, r2, r3, r4, r5 *float32, s0, s1, s2, s3, s4, s5, nc, w, tw int)
+
+//go:noescape
+func wgOutRow4AVX512(y, q *float32, plane, ld, hw, nc, w, tw, rows int, bias *float32)
+
+// wgInRows4 transforms one whole row of F(4×4, 3×3) tiles of nc channels
+// (see wgInRowsGo4): on AVX-512 in assembly, else in Go.
+func wgInRows4(q []float32, plane, ld int, r [6][]float32, hw, nc int, s wgScratch, w, tw int) {
+	if !wgAVX512 {
+		wgInRowsGo4(q, plane, ld, r, hw, nc, s, w, tw)
+		return
+	}
+	// The kernel reads r[i][c·hw:][:w] (or s.zero[:w], not moving on) and
+	// writes q[c·ld + ξ·plane + t] for c < nc, t < tw.
+	var p [6]*float32
+	var st [6]int
+	for i := range r {
+		p[i] = &s.zero[:w][0]
+		if r[i] != nil {
+			_ = r[i][(nc-1)*hw+w-1]
+			p[i], st[i] = &r[i][0], hw
+		}
+	}
+	_ = q[(nc-1)*ld+35*plane+tw-1]
+	wgInRow4AVX512(&q[0], plane, ld, p[0], p[1], p[2], p[3], p[4], p[5], st[0], st[1], st[2], st[3], st[4], st[5], nc, w, tw)
+}
+
+// wgOutRows4 writes the outputs of one whole row of F(4×4, 3×3) tiles of
+// nc channels (see wgOutRowsGo4): on AVX-512 in assembly, else in Go.
+func wgOutRows4(y, q []float32, plane, ld, hw, nc, w, tw, rows int, b []float32) {
+	if !wgAVX512 {
+		wgOutRowsGo4(y, q, plane, ld, hw, nc, w, tw, rows, b)
+		return
+	}
+	// The kernel reads q[c·ld + ξ·plane + t] for t < tw and b[c], and
+	// writes y[c·hw:][:rows·w], c < nc.
+	_, _ = q[(nc-1)*ld+35*plane+tw-1], y[(nc-1)*hw+rows*w-1]
+	var bp *float32
+	if b != nil {
+		bp = &b[:nc][0]
+	}
+	wgOutRow4AVX512(&y[0], &q[0], plane, ld, hw, nc, w, tw, rows, bp)
+}

@@ -31,6 +31,8 @@ func main() {
 	gather()
 	scatter()
 	filter()
+	input4()
+	output4()
 	if err := os.WriteFile("winograd_amd64.s", []byte(b.String()), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -41,8 +43,8 @@ func main() {
 // the mask of the n − 16 lanes after them), and the VPERMT2PS indices
 // that take the even and odd lanes of two vectors (wgEven<>, wgOdd<>) and
 // interleave the low and high halves of two vectors (wgZipLo<>, wgZipHi<>);
-// the offsets 9·lane of 16 filters' first elements (wgNine<>) and 0.5
-// (wgHalf<>).
+// the offsets 9·lane of 16 filters' first elements (wgNine<>) and 0.5,
+// 2, 4 and 8 (wgHalf<>, wgTwo<>, wgFour<>, wgEight<>).
 func tables() {
 	fmt.Fprintf(&b, "\n")
 	for n := range 33 {
@@ -61,7 +63,36 @@ func tables() {
 	idx("wgZipLo", func(i int) int { return i/2 + 16*(i%2) })
 	idx("wgZipHi", func(i int) int { return 8 + i/2 + 16*(i%2) })
 	idx("wgNine", func(i int) int { return 9 * i })
-	fmt.Fprintf(&b, "\nDATA wgHalf<>+0(SB)/4, $0x3f000000\nGLOBL wgHalf<>(SB), RODATA|NOPTR, $4\n")
+	for _, c := range []struct {
+		name string
+		bits uint32
+	}{{"wgHalf", 0x3f000000}, {"wgTwo", 0x40000000}, {"wgFour", 0x40800000}, {"wgEight", 0x41000000}} {
+		fmt.Fprintf(&b, "\nDATA %s<>+0(SB)/4, $0x%x\nGLOBL %s<>(SB), RODATA|NOPTR, $4\n", c.name, c.bits, c.name)
+	}
+}
+
+// clamp sets reg to min(max(reg, 0), hi), with tmp as scratch.
+func clamp(reg, tmp string, hi int) {
+	p("MOVQ $%d, %s", hi, tmp)
+	p("CMPQ %s, %s", reg, tmp)
+	p("CMOVQGT %s, %s", tmp, reg)
+	p("XORQ %s, %s", tmp, tmp)
+	p("CMPQ %s, %s", reg, tmp)
+	p("CMOVQLT %s, %s", tmp, reg)
+}
+
+// masks64 sets K4…K7 to the masks of the lanes of 64 columns under n
+// (register cnt, not kept; tmp and tmp2 scratch, R15 wgMask<>): K4, K5
+// the columns 0–31, K6, K7 the columns 32–63.
+func masks64(cnt, tmp, tmp2 string) {
+	p("MOVQ %s, %s", cnt, tmp)
+	clamp(tmp, tmp2, 32)
+	p("KMOVW (R15)(%s*4), K4", tmp)
+	p("KMOVW 2(R15)(%s*4), K5", tmp)
+	p("SUBQ $32, %s", cnt)
+	clamp(cnt, tmp2, 32)
+	p("KMOVW (R15)(%s*4), K6", cnt)
+	p("KMOVW 2(R15)(%s*4), K7", cnt)
 }
 
 // clamp32 sets reg to min(reg, 32), with tmp as scratch.
@@ -512,6 +543,328 @@ func filter() {
 	p("INCQ AX")
 	p("JMP frow")
 	label("fdone")
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// input4 writes wgInRow4AVX512, F(4×4, 3×3)'s wgInRowGo4: 64 columns (16
+// tiles) at a time, Bᵀ·d of two of the six rows of e at a time (pairs
+// (1, 2), (3, 4), (0, 5), each from the input rows r0…r5 it needs, on the
+// 64 columns and the next one; the columns past w read as zero), then ·B
+// on the tiles' columns 4t−1 … 4t+4: the columns taken apart by their
+// remainder mod 4 (P0…P3, two rounds of even/odd VPERMT2PS), P3 shifted
+// one lane up with the previous 16 tiles' last (zero at first), P0 one
+// lane down with the next column; into the 36 planes of q (plane floats
+// apart). Then the same for the next of nc channels, the rows s0…s5
+// floats on (0 for a zero row), q ld floats on.
+func input4() {
+	fmt.Fprintf(&b, "\n// func wgInRow4AVX512(q *float32, plane, ld int, r0, r1, r2, r3, r4, r5 *float32, s0, s1, s2, s3, s4, s5, nc, w, tw int)\n")
+	fmt.Fprintf(&b, "TEXT ·wgInRow4AVX512(SB), NOSPLIT, $0-144\n")
+	rows := []string{"R8", "R9", "R10", "R11", "SI", "R12"}
+	p("LEAQ wgMask<>(SB), R15")
+	p("MOVQ q+0(FP), DI")
+	p("MOVQ plane+8(FP), BX")
+	p("SHLQ $2, BX")
+	for i, r := range rows {
+		p("MOVQ r%d+%d(FP), %s", i, 24+8*i, r)
+	}
+	p("MOVQ nc+120(FP), R14")
+	p("VMOVUPS wgEven<>(SB), Z30")
+	p("VMOVUPS wgOdd<>(SB), Z31")
+	p("VBROADCASTSS wgFour<>(SB), Z29")
+	p("VBROADCASTSS wgTwo<>(SB), Z28")
+	label("i4chan")
+	for i := range 6 {
+		p("VXORPS Z%d, Z%d, Z%d", 22+i, 22+i, 22+i) // previous P3 of row i
+	}
+	p("XORQ AX, AX") // first column
+	label("i4loop")
+	p("MOVQ AX, CX")
+	p("SHRQ $2, CX")
+	p("CMPQ CX, tw+136(FP)")
+	p("JGE i4next")
+	// K2: the tiles left (≤ 16); K4…K7: the columns left in the four
+	// vectors; K3: whether column AX + 64 exists.
+	p("MOVQ tw+136(FP), DX")
+	p("SUBQ CX, DX")
+	clamp32("DX", "R13")
+	p("KMOVW (R15)(DX*4), K2")
+	p("MOVQ w+128(FP), CX")
+	p("SUBQ AX, CX")
+	p("MOVQ CX, DX")
+	p("SUBQ $64, DX")
+	clamp("DX", "R13", 1)
+	p("KMOVW (R15)(DX*4), K3")
+	masks64("CX", "DX", "R13")
+	vmask := []string{"K4", "K5", "K6", "K7", "K3"}
+	for _, pair := range [][2]int{{1, 2}, {3, 4}, {0, 5}} {
+		// Bᵀ·d, rows pair[0] and pair[1] of e, of the 4 vectors and the
+		// next column: into Z(8 + v) and Z(13 + v).
+		need := map[[2]int][]int{{1, 2}: {1, 2, 3, 4}, {3, 4}: {1, 2, 3, 4}, {0, 5}: {0, 1, 2, 3, 4, 5}}[pair]
+		for v := range 5 {
+			for _, k := range need {
+				p("VMOVUPS.Z %d(%s)(AX*4), %s, Z%d", 64*v, rows[k], vmask[v], k)
+			}
+			ea, eb := 8+v, 13+v
+			switch pair {
+			case [2]int{1, 2}:
+				p("VADDPS Z4, Z3, Z6")      // d3 + d4
+				p("VADDPS Z2, Z1, Z7")      // d1 + d2
+				p("VMULPS Z29, Z7, Z7")     // 4(d1 + d2)
+				p("VSUBPS Z7, Z6, Z%d", ea) // e1
+				p("VSUBPS Z3, Z4, Z6")      // d4 − d3
+				p("VSUBPS Z2, Z1, Z7")      // d1 − d2
+				p("VMULPS Z29, Z7, Z7")     // 4(d1 − d2)
+				p("VADDPS Z7, Z6, Z%d", eb) // e2
+			case [2]int{3, 4}:
+				p("VSUBPS Z2, Z4, Z6")      // a = d4 − d2
+				p("VSUBPS Z3, Z1, Z7")      // b = d1 − d3
+				p("VMULPS Z28, Z7, Z7")     // 2b
+				p("VSUBPS Z7, Z6, Z%d", ea) // e3
+				p("VADDPS Z7, Z6, Z%d", eb) // e4
+			default:
+				p("VSUBPS Z2, Z4, Z6")      // a
+				p("VSUBPS Z2, Z0, Z7")      // d0 − d2
+				p("VMULPS Z29, Z7, Z7")     // 4(d0 − d2)
+				p("VADDPS Z6, Z7, Z%d", ea) // e0
+				p("VSUBPS Z3, Z1, Z6")      // b
+				p("VMULPS Z29, Z6, Z6")     // 4b
+				p("VSUBPS Z3, Z5, Z7")      // d5 − d3
+				p("VADDPS Z7, Z6, Z%d", eb) // e5
+			}
+		}
+		for n, i := range pair {
+			e := 8 + 5*n
+			p("VMOVAPS Z%d, Z0", e)
+			p("VPERMT2PS Z%d, Z30, Z0", e+1) // columns 0, 2, …, 30
+			p("VMOVAPS Z%d, Z1", e)
+			p("VPERMT2PS Z%d, Z31, Z1", e+1) // 1, 3, …, 31
+			p("VMOVAPS Z%d, Z2", e+2)
+			p("VPERMT2PS Z%d, Z30, Z2", e+3) // 32, 34, …, 62
+			p("VMOVAPS Z%d, Z3", e+2)
+			p("VPERMT2PS Z%d, Z31, Z3", e+3) // 33, 35, …, 63
+			p("VMOVAPS Z0, Z4")
+			p("VPERMT2PS Z2, Z30, Z4") // P0: d1
+			p("VPERMT2PS Z2, Z31, Z0") // P2: d3
+			p("VMOVAPS Z1, Z5")
+			p("VPERMT2PS Z3, Z30, Z5")          // P1: d2
+			p("VPERMT2PS Z3, Z31, Z1")          // P3: d4
+			p("VALIGND $15, Z%d, Z1, Z6", 22+i) // d0: column 4t − 1
+			p("VMOVAPS Z1, Z%d", 22+i)          // kept for the next 16 tiles
+			p("VALIGND $1, Z4, Z%d, Z7", e+4)   // d5: column 4t + 4
+			p("VSUBPS Z5, Z1, Z2")              // a = d4 − d2
+			p("VSUBPS Z0, Z4, Z3")              // b = d1 − d3
+			p("VSUBPS Z5, Z6, Z18")             // d0 − d2
+			p("VMULPS Z29, Z18, Z18")           //
+			p("VADDPS Z2, Z18, Z18")            // ξ = 6i
+			p("VADDPS Z1, Z0, Z19")             // d3 + d4
+			p("VADDPS Z5, Z4, Z20")             // d1 + d2
+			p("VMULPS Z29, Z20, Z20")           //
+			p("VSUBPS Z20, Z19, Z19")           // 6i + 1
+			p("VSUBPS Z0, Z1, Z20")             // d4 − d3
+			p("VSUBPS Z5, Z4, Z21")             // d1 − d2
+			p("VMULPS Z29, Z21, Z21")           //
+			p("VADDPS Z21, Z20, Z20")           // 6i + 2
+			p("VMULPS Z28, Z3, Z21")            // 2b
+			p("VSUBPS Z21, Z2, Z6")             // 6i + 3
+			p("VADDPS Z21, Z2, Z2")             // 6i + 4
+			p("VMULPS Z29, Z3, Z3")             // 4b
+			p("VSUBPS Z0, Z7, Z7")              // d5 − d3
+			p("VADDPS Z7, Z3, Z3")              // 6i + 5
+			p("MOVQ BX, R13")
+			p("IMULQ $%d, R13", 6*i)
+			p("ADDQ DI, R13")
+			p("ADDQ AX, R13") // plane 6i at tile AX/4
+			p("VMOVUPS Z18, K2, (R13)")
+			p("VMOVUPS Z19, K2, (R13)(BX*1)")
+			p("VMOVUPS Z20, K2, (R13)(BX*2)")
+			p("LEAQ (R13)(BX*2), CX")
+			p("VMOVUPS Z6, K2, (CX)(BX*1)")
+			p("VMOVUPS Z2, K2, (CX)(BX*2)")
+			p("LEAQ (CX)(BX*2), CX")
+			p("VMOVUPS Z3, K2, (CX)(BX*1)")
+		}
+	}
+	p("ADDQ $64, AX")
+	p("JMP i4loop")
+	label("i4next") // the next channel: rows s0…s5 and ld floats on
+	for i, r := range rows {
+		p("MOVQ s%d+%d(FP), CX", i, 72+8*i)
+		p("LEAQ (%s)(CX*4), %s", r, r)
+	}
+	p("MOVQ ld+16(FP), CX")
+	p("LEAQ (DI)(CX*4), DI")
+	p("DECQ R14")
+	p("JNE i4chan")
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// output4 writes wgOutRow4AVX512, F(4×4, 3×3)'s wgOutRowsGo4 on 16 tiles
+// at a time: Aᵀ·m column by column in two passes (rows 0 and 2 of it from
+// m0…m4, rows 1 and 3 from m1…m5), each row then ·A (+ the bias *bias
+// unless bias is nil), its 4 columns interleaved (two rounds of
+// VPERMT2PS) and stored into output row r (y + r·w floats) for r < rows.
+// Then the same for the next of nc channels: y hw floats on, q ld floats
+// on, bias one float on.
+func output4() {
+	fmt.Fprintf(&b, "\n// func wgOutRow4AVX512(y, q *float32, plane, ld, hw, nc, w, tw, rows int, bias *float32)\n")
+	fmt.Fprintf(&b, "TEXT ·wgOutRow4AVX512(SB), NOSPLIT, $0-80\n")
+	p("LEAQ wgMask<>(SB), R15")
+	p("MOVQ y+0(FP), SI")
+	p("MOVQ q+8(FP), R12")
+	p("MOVQ plane+16(FP), BX")
+	p("SHLQ $2, BX")
+	p("LEAQ (BX)(BX*2), R11")
+	p("SHLQ $1, R11") // 6 planes
+	p("MOVQ w+48(FP), R9")
+	p("SHLQ $2, R9") // one output row
+	p("MOVQ bias+72(FP), R10")
+	p("MOVQ nc+40(FP), R14")
+	p("VMOVUPS wgZipLo<>(SB), Z30")
+	p("VMOVUPS wgZipHi<>(SB), Z31")
+	p("VBROADCASTSS wgTwo<>(SB), Z28")
+	p("VBROADCASTSS wgFour<>(SB), Z27")
+	p("VBROADCASTSS wgEight<>(SB), Z26")
+	label("o4chan")
+	p("VXORPS Z29, Z29, Z29")
+	p("TESTQ R10, R10")
+	p("JEQ o4nobias")
+	p("VBROADCASTSS (R10), Z29")
+	p("ADDQ $4, R10")
+	label("o4nobias")
+	p("XORQ AX, AX") // first tile
+	label("o4loop")
+	p("MOVQ tw+56(FP), CX")
+	p("SUBQ AX, CX")
+	p("JLE o4nextc")
+	clamp32("CX", "DX")
+	p("KMOVW (R15)(CX*4), K1")
+	p("MOVQ w+48(FP), CX")
+	p("MOVQ AX, DX")
+	p("SHLQ $2, DX")
+	p("SUBQ DX, CX") // columns left
+	masks64("CX", "DX", "R13")
+	p("LEAQ (R12)(AX*4), R8") // plane 0 at the first tile
+	// load sets Z0…Z5 to the planes 6i + j, i in is, at R13.
+	load := func(is []int) {
+		for _, i := range is {
+			switch i {
+			case 0:
+				p("VMOVUPS.Z (R13), K1, Z0")
+			case 1:
+				p("VMOVUPS.Z (R13)(R11*1), K1, Z1")
+			case 2:
+				p("VMOVUPS.Z (R13)(R11*2), K1, Z2")
+				p("LEAQ (R13)(R11*2), CX")
+			case 3:
+				p("VMOVUPS.Z (CX)(R11*1), K1, Z3")
+			case 4:
+				p("VMOVUPS.Z (CX)(R11*2), K1, Z4")
+				p("LEAQ (CX)(R11*2), CX")
+			case 5:
+				p("VMOVUPS.Z (CX)(R11*1), K1, Z5")
+			}
+		}
+	}
+	// row writes output row r from t_r0 … t_r5 in Z(t) … Z(t + 5).
+	row := func(r, t int) {
+		skip := fmt.Sprintf("o4skip%d", r)
+		if r > 0 {
+			p("CMPQ rows+64(FP), $%d", r+1)
+			p("JLT %s", skip)
+		}
+		p("VADDPS Z%d, Z%d, Z0", t+2, t+1) // s
+		p("VSUBPS Z%d, Z%d, Z1", t+2, t+1) // d
+		p("VADDPS Z%d, Z%d, Z2", t+4, t+3) // ss
+		p("VSUBPS Z%d, Z%d, Z3", t+4, t+3) // dd
+		p("VADDPS Z0, Z%d, Z4", t)
+		p("VADDPS Z2, Z4, Z4")
+		p("VADDPS Z29, Z4, Z4") // y_r0
+		p("VMULPS Z28, Z3, Z5")
+		p("VADDPS Z5, Z1, Z5")
+		p("VADDPS Z29, Z5, Z5") // y_r1
+		p("VMULPS Z27, Z2, Z6")
+		p("VADDPS Z6, Z0, Z6")
+		p("VADDPS Z29, Z6, Z6") // y_r2
+		p("VMULPS Z26, Z3, Z7")
+		p("VADDPS Z7, Z1, Z7")
+		p("VADDPS Z%d, Z7, Z7", t+5)
+		p("VADDPS Z29, Z7, Z7") // y_r3
+		p("VMOVAPS Z4, Z0")
+		p("VPERMT2PS Z6, Z30, Z0") // y0, y2 of tiles 0–7
+		p("VMOVAPS Z4, Z1")
+		p("VPERMT2PS Z6, Z31, Z1") // 8–15
+		p("VMOVAPS Z5, Z2")
+		p("VPERMT2PS Z7, Z30, Z2") // y1, y3 of tiles 0–7
+		p("VMOVAPS Z5, Z3")
+		p("VPERMT2PS Z7, Z31, Z3") // 8–15
+		p("VMOVAPS Z0, Z4")
+		p("VPERMT2PS Z2, Z30, Z4") // tiles 0–3
+		p("VPERMT2PS Z2, Z31, Z0") // 4–7
+		p("VMOVAPS Z1, Z5")
+		p("VPERMT2PS Z3, Z30, Z5") // 8–11
+		p("VPERMT2PS Z3, Z31, Z1") // 12–15
+		p("MOVQ AX, CX")
+		p("SHLQ $4, CX")
+		p("ADDQ SI, CX") // row 0, column 4·AX
+		switch r {
+		case 1:
+			p("ADDQ R9, CX")
+		case 2:
+			p("LEAQ (CX)(R9*2), CX")
+		case 3:
+			p("LEAQ (CX)(R9*2), CX")
+			p("ADDQ R9, CX")
+		}
+		p("VMOVUPS Z4, K4, (CX)")
+		p("VMOVUPS Z0, K5, 64(CX)")
+		p("VMOVUPS Z5, K6, 128(CX)")
+		p("VMOVUPS Z1, K7, 192(CX)")
+		if r > 0 {
+			label(skip)
+		}
+	}
+	// Rows 0 and 2 of Aᵀ·m into Z8…Z13 and Z14…Z19.
+	for j := range 6 {
+		p("MOVQ BX, R13")
+		p("IMULQ $%d, R13", j)
+		p("ADDQ R8, R13")
+		load([]int{0, 1, 2, 3, 4})
+		p("VADDPS Z2, Z1, Z6")       // s = m1 + m2
+		p("VADDPS Z4, Z3, Z7")       // ss = m3 + m4
+		p("VADDPS Z6, Z0, Z0")       // m0 + s
+		p("VADDPS Z7, Z0, Z%d", 8+j) // t0j
+		p("VMULPS Z27, Z7, Z7")
+		p("VADDPS Z7, Z6, Z%d", 14+j) // t2j
+	}
+	row(0, 8)
+	row(2, 14)
+	// Rows 1 and 3.
+	for j := range 6 {
+		p("MOVQ BX, R13")
+		p("IMULQ $%d, R13", j)
+		p("ADDQ R8, R13")
+		load([]int{1, 2, 3, 4, 5})
+		p("VSUBPS Z2, Z1, Z6") // d = m1 − m2
+		p("VSUBPS Z4, Z3, Z7") // dd = m3 − m4
+		p("VMULPS Z28, Z7, Z0")
+		p("VADDPS Z0, Z6, Z%d", 8+j) // t1j
+		p("VMULPS Z26, Z7, Z7")
+		p("VADDPS Z7, Z6, Z6")
+		p("VADDPS Z5, Z6, Z%d", 14+j) // t3j
+	}
+	row(1, 8)
+	row(3, 14)
+	p("ADDQ $16, AX")
+	p("JMP o4loop")
+	label("o4nextc") // the next channel: y hw floats on, q ld
+	p("MOVQ hw+32(FP), CX")
+	p("LEAQ (SI)(CX*4), SI")
+	p("MOVQ ld+24(FP), CX")
+	p("LEAQ (R12)(CX*4), R12")
+	p("DECQ R14")
+	p("JNE o4chan")
 	p("VZEROUPPER")
 	p("RET")
 }

@@ -22,3 +22,10 @@ func wgOutScatter(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []
 
 // wgFilterRows has no kernel on this build: it reports false.
 func wgFilterRows(u, w []float32, o, c, lo, hi int) bool { return false }
+
+// wgInRows4 and wgOutRows4 are wgInRowsGo4 and wgOutRowsGo4 on this
+// build.
+var (
+	wgInRows4  = wgInRowsGo4
+	wgOutRows4 = wgOutRowsGo4
+)

@@ -138,14 +138,6 @@ func TestWinogradKernels(t *testing.T) {
 		}
 		return v
 	}
-	same := func(t *testing.T, what string, got, want []float32) {
-		t.Helper()
-		for i := range want {
-			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-				t.Fatalf("%s[%d] = %g, want %g", what, i, got[i], want[i])
-			}
-		}
-	}
 	for _, tc := range wgKernelCases {
 		h, w, c := tc.h, tc.w, tc.c
 		tiles := tc.n * ((h + 1) / 2) * ((w + 1) / 2)
@@ -177,9 +169,9 @@ func TestWinogradKernels(t *testing.T) {
 					wgOutput(y, m, ts, r[0], r[1], h, w, ld, plane, nil)
 					wgOutput(yb, m, ts, r[0], r[1], h, w, ld, plane, b)
 				}
-				same(t, "v", v, wantV)
-				same(t, "y", y, wantY)
-				same(t, "y with bias", yb, wantYB)
+				wgSame(t, "v", v, wantV)
+				wgSame(t, "y", y, wantY)
+				wgSame(t, "y with bias", yb, wantYB)
 			})
 		}
 	}
@@ -196,7 +188,78 @@ func TestWinogradKernels(t *testing.T) {
 			if !wgFilterRows(got, w, s.o, s.c, 1, s.o) {
 				wgFilterGo(got, w, s.o, s.c, 1, s.o)
 			}
-			t.Run(fmt.Sprintf("filter/o=%d,c=%d/avx512=%t", s.o, s.c, on), func(t *testing.T) { same(t, "u", got, want) })
+			t.Run(fmt.Sprintf("filter/o=%d,c=%d/avx512=%t", s.o, s.c, on), func(t *testing.T) { wgSame(t, "u", got, want) })
+		}
+	}
+}
+
+// TestWinogradKernels4 checks F(4×4, 3×3)'s input and output transforms
+// as wgConv calls them (whole rows, AVX-512 and Go; tile by tile) against
+// the one-tile Go code (wgInTile4, wgOutTile4), bit for bit, on the blocks
+// of wgKernelCases; also that nothing outside the block's tiles is
+// written.
+func TestWinogradKernels4(t *testing.T) {
+	defer func(old bool) { wgAVX512 = old }(wgAVX512)
+	asm := []bool{false}
+	if wgAVX512 {
+		asm = append(asm, true)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	random := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = rng.Float32()*2 - 1
+		}
+		return v
+	}
+	cases := append(wgKernelCases[:len(wgKernelCases):len(wgKernelCases)],
+		struct{ n, c, h, w, first, cnt int }{3, 3, 64, 65, 10, 500},
+		struct{ n, c, h, w, first, cnt int }{2, 2, 14, 70, 0, 0})
+	for _, tc := range cases {
+		h, w, c := tc.h, tc.w, tc.c
+		tiles := tc.n * ((h + 3) / 4) * ((w + 3) / 4)
+		first := min(tc.first, tiles-1)
+		cnt := tc.cnt
+		if cnt == 0 || first+cnt > tiles {
+			cnt = tiles - first
+		}
+		ts := make([]wgTile, cnt)
+		wgTiles(ts, first, 4, c, c, h, w)
+		ld := cnt + 3
+		plane := c*ld + 5
+		x, m, b := random(tc.n*c*h*w), random(36*plane), random(c)
+		wantV, wantY, wantYB := wgNaN(36*plane), wgNaN(len(x)), wgNaN(len(x))
+		for ch := range c {
+			for k, tl := range ts {
+				rows, cols := min(4, h-tl.y0-1), min(4, w-tl.x0-1)
+				wgInTile4(wantV[ch*ld+k:], x[tl.in+ch*h*w:][:h*w], tl, h, w, plane)
+				wgOutTile4(wantY[tl.out+ch*h*w:], m[ch*ld+k:], rows, cols, w, plane, 0)
+				wgOutTile4(wantYB[tl.out+ch*h*w:], m[ch*ld+k:], rows, cols, w, plane, b[ch])
+			}
+		}
+		for _, on := range asm {
+			wgAVX512 = on
+			t.Run(fmt.Sprintf("n=%d,c=%d,%dx%d,tiles=%d+%d/avx512=%t", tc.n, c, h, w, first, cnt, on), func(t *testing.T) {
+				v, y, yb := wgNaN(36*plane), wgNaN(len(x)), wgNaN(len(x))
+				for _, r := range [][2]int{{0, c / 2}, {c / 2, c}} {
+					wgInput4(v, x, ts, r[0], r[1], h, w, ld, plane)
+					wgOutput4(y, m, ts, r[0], r[1], h, w, ld, plane, nil)
+					wgOutput4(yb, m, ts, r[0], r[1], h, w, ld, plane, b)
+				}
+				wgSame(t, "v", v, wantV)
+				wgSame(t, "y", y, wantY)
+				wgSame(t, "y with bias", yb, wantYB)
+			})
+		}
+	}
+}
+
+// wgSame fails t unless got and want hold the same bits (NaNs included).
+func wgSame(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s[%d] = %g, want %g", what, i, got[i], want[i])
 		}
 	}
 }
@@ -350,49 +413,59 @@ func BenchmarkConvWinograd(b *testing.B) {
 	}
 }
 
-// BenchmarkWinogradTransforms times F(2×2, 3×3)'s tile transforms alone on
-// VGG's 3×3 layers (batch 64, as many channels in as out), over the whole
-// batch in wgConv's blocks of tiles: the input and output transforms (in
-// ns per tile and channel) and the filter transform.
+// BenchmarkWinogradTransforms times the tile transforms alone on VGG's
+// 3×3 layers (batch 64, as many channels in as out), over the whole batch
+// in wgConv's blocks of tiles: the input and output transforms (in ns per
+// tile and channel) and the filter transform, of F(2×2, 3×3) and (under
+// f4/) F(4×4, 3×3).
 func BenchmarkWinogradTransforms(b *testing.B) {
 	const n = 64
 	for _, s := range []struct{ c, hw int }{{64, 32}, {128, 16}, {256, 8}, {512, 4}, {512, 2}} {
-		g := convGeom{n: n, c: s.c, h: s.hw, w: s.hw, o: s.c}
-		tw := (s.hw + 1) / 2
-		tiles := n * tw * tw
-		blocks := (tiles + wgBlock(g.c, g.o, 16) - 1) / wgBlock(g.c, g.o, 16)
-		tb := (tiles + blocks - 1) / blocks
-		ts := make([]wgTile, tb)
-		x := data[float32](toFloat32(randDense(1, n, s.c, s.hw, s.hw)))
-		w := data[float32](toFloat32(randDense(2, s.c, s.c, 3, 3)))
-		y := make([]float32, len(x))
-		plane := s.c*tb + 16
-		v, u := make([]float32, 16*plane), make([]float32, 16*s.c*s.c)
-		name := fmt.Sprintf("%d_%dx%d", s.c, s.hw, s.hw)
-		// each runs fn on every block of tiles.
-		each := func(fn func(ts []wgTile)) {
-			for t0 := 0; t0 < tiles; t0 += tb {
-				cnt := min(tb, tiles-t0)
-				wgTiles(ts[:cnt], t0, 2, g.c, g.o, g.h, g.w)
-				fn(ts[:cnt])
+		for _, alg := range []wgAlg{wgF2, wgF4} {
+			g := convGeom{n: n, c: s.c, h: s.hw, w: s.hw, o: s.c}
+			tw := (s.hw + alg.m - 1) / alg.m
+			tiles := n * tw * tw
+			blocks := (tiles + wgBlock(g.c, g.o, alg.planes) - 1) / wgBlock(g.c, g.o, alg.planes)
+			tb := (tiles + blocks - 1) / blocks
+			ts := make([]wgTile, tb)
+			x := data[float32](toFloat32(randDense(1, n, s.c, s.hw, s.hw)))
+			w := data[float32](toFloat32(randDense(2, s.c, s.c, 3, 3)))
+			y := make([]float32, len(x))
+			plane := s.c*tb + 16
+			v, u := make([]float32, alg.planes*plane), make([]float32, alg.planes*s.c*s.c)
+			name := fmt.Sprintf("%d_%dx%d", s.c, s.hw, s.hw)
+			if alg.m == 4 {
+				name += "/f4"
 			}
+			// each runs fn on every block of tiles.
+			each := func(fn func(ts []wgTile)) {
+				for t0 := 0; t0 < tiles; t0 += tb {
+					cnt := min(tb, tiles-t0)
+					wgTiles(ts[:cnt], t0, alg.m, g.c, g.o, g.h, g.w)
+					fn(ts[:cnt])
+				}
+			}
+			b.Run(name+"/input", func(b *testing.B) {
+				for b.Loop() {
+					each(func(ts []wgTile) { alg.input(v, x, ts, 0, g.c, g.h, g.w, tb, plane) })
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tiles*g.c), "ns/tile")
+			})
+			b.Run(name+"/output", func(b *testing.B) {
+				for b.Loop() {
+					each(func(ts []wgTile) { alg.output(y, v, ts, 0, g.o, g.h, g.w, tb, plane, w) })
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tiles*g.o), "ns/tile")
+			})
+			b.Run(name+"/filter", func(b *testing.B) {
+				for b.Loop() {
+					if alg.m == 2 {
+						wgFilter(u, w, g.o, g.c)
+						continue
+					}
+					wgFilter4(u, w, g.o, g.c, false)
+				}
+			})
 		}
-		b.Run(name+"/input", func(b *testing.B) {
-			for b.Loop() {
-				each(func(ts []wgTile) { wgInput(v, x, ts, 0, g.c, g.h, g.w, tb, plane) })
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tiles*g.c), "ns/tile")
-		})
-		b.Run(name+"/output", func(b *testing.B) {
-			for b.Loop() {
-				each(func(ts []wgTile) { wgOutput(y, v, ts, 0, g.o, g.h, g.w, tb, plane, w) })
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*tiles*g.o), "ns/tile")
-		})
-		b.Run(name+"/filter", func(b *testing.B) {
-			for b.Loop() {
-				wgFilter(u, w, g.o, g.c)
-			}
-		})
 	}
 }

@@ -620,6 +620,14 @@ func wgInput4(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) {
 			k++
 			continue
 		}
+		n := tw // the whole rows from k
+		for k+n < len(ts) && wgRowAt(ts, k+n, tw, 4) {
+			n += tw
+		}
+		if wgInRun4(v[k:], x, ts[k:k+n], c0, c1, h, w, ld, plane) {
+			k += n
+			continue
+		}
 		var r [6][]float32 // channel c0's 6 input rows; nil in the padding
 		for i := range r {
 			if yy := tl.y0 + i; yy >= 0 && yy < h {
@@ -728,6 +736,14 @@ func wgOutput4(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []flo
 				wgOutTile4(y[tl.out+o*hw:], m[o*ld+k:], rows, min(4, w-ox), w, plane, bias)
 			}
 			k++
+			continue
+		}
+		n := tw // the whole rows from k
+		for k+n < len(ts) && wgRowAt(ts, k+n, tw, 4) {
+			n += tw
+		}
+		if wgOutRun4(y, m[k:], ts[k:k+n], o0, o1, h, w, ld, plane, b) {
+			k += n
 			continue
 		}
 		at := tl.out + o0*hw

@@ -196,3 +196,123 @@ func wgOutRows4(y, q []float32, plane, ld, hw, nc, w, tw, rows int, b []float32)
 	}
 	wgOutRow4AVX512(&y[0], &q[0], plane, ld, hw, nc, w, tw, rows, bp)
 }
+
+//go:noescape
+func wgInRun4AVX512(q *float32, plane, ld int, x *float32, hw, c0, c1 int, off *int64, msk *uint16, n, m0, m5 int)
+
+//go:noescape
+func wgInRun4HAVX512(q *float32, plane, ld int, x *float32, hw, c0, c1 int, off *int64, msk *uint16, n, m0, m5 int)
+
+//go:noescape
+func wgOutRun4AVX512(y, q *float32, plane, ld, hw, o0, o1 int, off *int64, msk *uint16, n int, bias *float32)
+
+//go:noescape
+func wgOutRun4HAVX512(y, q *float32, plane, ld, hw, o0, o1 int, off *int64, msk *uint16, n int, bias *float32)
+
+// wgRun4 builds the table of the run kernels (winograd_asm_gen.go) for
+// ts, whole rows of tw = 2, 4 or 8 F(4×4, 3×3) tiles one after another,
+// laid side by side 16 tiles at a time: for each group of 16 tiles, per
+// row r of rows (the tiles' input rows, 6, or output rows, 4) and each of
+// the 4 vectors v of 16 columns, the offset (floats, from the channel's
+// start) of the tile row's data and the mask of its lanes, twice (lanes
+// 0–7 and 8–15, from two rows of tiles) when tw is 2. at(tl, r) returns
+// the offset of row r of the tile tl and whether it lies in the map.
+func wgRun4(ts []wgTile, w, tw, rows int, at func(tl wgTile, r int) (int, bool)) ([]int64, []uint16) {
+	groups := (len(ts) + 15) / 16
+	ent := 2 * 4 * rows
+	off, msk := make([]int64, ent*groups), make([]uint16, ent*groups)
+	for g := range groups {
+		for v := range 4 {
+			for hf := range 2 {
+				vc := 16*v + 8*hf // the column of lane 8hf among the 64
+				k := 16*g + vc/(4*tw)*tw
+				if k >= len(ts) {
+					continue
+				}
+				col := vc % (4 * tw)
+				var m uint16
+				for l := range 8 {
+					if col+l < w {
+						m |= 1 << (8*hf + l)
+					}
+				}
+				for r := range rows {
+					o, ok := at(ts[k], r)
+					if !ok {
+						continue
+					}
+					e := ent*g + 2*(rows*v+r)
+					if tw == 2 {
+						e += hf
+					}
+					off[e], msk[e] = int64(o+col-8*hf), msk[e]|m
+				}
+			}
+		}
+	}
+	return off, msk
+}
+
+// wgRun4Tiles reports whether wgInRun4 and wgOutRun4 take rows of tw
+// tiles.
+func wgRun4Tiles(tw int) bool { return wgAVX512 && (tw == 2 || tw == 4 || tw == 8) }
+
+// wgInRun4 writes the input transform of ts, whole rows of tw tiles one
+// after another (see wgRun4), channels [c0, c1) of x, into q (tile ts[0]
+// at q[0]) on wgInRun4AVX512: it reports false, doing nothing, unless
+// wgRun4Tiles(tw).
+func wgInRun4(q, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) bool {
+	tw := (w + 3) / 4
+	if !wgRun4Tiles(tw) || len(ts) == 0 || c1 <= c0 {
+		return false
+	}
+	hw := h * w
+	off, msk := wgRun4(ts, w, tw, 6, func(tl wgTile, r int) (int, bool) {
+		_ = x[tl.in+c1*hw-1]
+		yy := tl.y0 + r
+		return tl.in + yy*w, yy >= 0 && yy < h
+	})
+	var m0, m5 int // the lanes of tiles with a left (right) neighbour
+	for l := range 16 {
+		if l%tw != 0 {
+			m0 |= 1 << l
+		}
+		if l%tw != tw-1 {
+			m5 |= 1 << l
+		}
+	}
+	_ = q[(c1-1)*ld+35*plane+len(ts)-1]
+	kernel := wgInRun4AVX512
+	if tw == 2 {
+		kernel = wgInRun4HAVX512
+	}
+	kernel(&q[0], plane, ld, &x[0], hw, c0, c1, &off[0], &msk[0], len(ts), m0, m5)
+	return true
+}
+
+// wgOutRun4 writes the outputs of ts, whole rows of tw tiles one after
+// another (see wgRun4), output channels [o0, o1), from q (tile ts[0] at
+// q[0]) into y, plus b (b may be nil), on wgOutRun4AVX512: it reports
+// false, doing nothing, unless wgRun4Tiles(tw).
+func wgOutRun4(y, q []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32) bool {
+	tw := (w + 3) / 4
+	if !wgRun4Tiles(tw) || len(ts) == 0 || o1 <= o0 {
+		return false
+	}
+	hw := h * w
+	off, msk := wgRun4(ts, w, tw, 4, func(tl wgTile, r int) (int, bool) {
+		_ = y[tl.out+(o1-1)*hw+min(3, h-1-tl.y0-1)*w+w-1]
+		return tl.out + r*w, tl.y0+1+r < h
+	})
+	_ = q[(o1-1)*ld+35*plane+len(ts)-1]
+	var bp *float32
+	if b != nil {
+		bp = &b[:o1][0]
+	}
+	kernel := wgOutRun4AVX512
+	if tw == 2 {
+		kernel = wgOutRun4HAVX512
+	}
+	kernel(&y[0], &q[0], plane, ld, hw, o0, o1, &off[0], &msk[0], len(ts), bp)
+	return true
+}

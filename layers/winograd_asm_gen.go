@@ -33,6 +33,10 @@ func main() {
 	filter()
 	input4()
 	output4()
+	inputRun4(false)
+	inputRun4(true)
+	outputRun4(false)
+	outputRun4(true)
 	if err := os.WriteFile("winograd_amd64.s", []byte(b.String()), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -547,16 +551,113 @@ func filter() {
 	p("RET")
 }
 
-// input4 writes wgInRow4AVX512, F(4×4, 3×3)'s wgInRowGo4: 64 columns (16
-// tiles) at a time, Bᵀ·d of two of the six rows of e at a time (pairs
-// (1, 2), (3, 4), (0, 5), each from the input rows r0…r5 it needs, on the
-// 64 columns and the next one; the columns past w read as zero), then ·B
-// on the tiles' columns 4t−1 … 4t+4: the columns taken apart by their
-// remainder mod 4 (P0…P3, two rounds of even/odd VPERMT2PS), P3 shifted
-// one lane up with the previous 16 tiles' last (zero at first), P0 one
-// lane down with the next column; into the 36 planes of q (plane floats
-// apart). Then the same for the next of nc channels, the rows s0…s5
-// floats on (0 for a zero row), q ld floats on.
+// The F(4×4, 3×3) kernels transform 16 tiles at a time whose 6 rows of
+// input (or 4 rows of output) columns are laid side by side as 64 columns:
+// tile t of the 16 covers columns 4t−1 … 4t+4 (4t … 4t+3 of the output).
+// In wgInRow4AVX512 and wgOutRow4AVX512 the 64 columns are those of one
+// row of tiles (maps ≥ 16 wide, 16 tiles at a time along the row); in the
+// run kernels (wgInRun4AVX512…, wgOutRun4AVX512…) 16/tw rows of tw tiles
+// (2, 4 or 8) each, their columns read and written through a table of
+// offsets and masks per group of 16 tiles.
+
+// in4Pair computes rows pair of Bᵀ·d (pairs (1, 2), (3, 4), (0, 5)) from
+// the input rows d0…d5 in Z0…Z5 (those the pair needs) into Z(ea) and
+// Z(eb); Z6 and Z7 are scratch, Z29 holds 4 and Z28 2.
+func in4Pair(pair [2]int, ea, eb int) {
+	switch pair {
+	case [2]int{1, 2}:
+		p("VADDPS Z4, Z3, Z6")      // d3 + d4
+		p("VADDPS Z2, Z1, Z7")      // d1 + d2
+		p("VMULPS Z29, Z7, Z7")     // 4(d1 + d2)
+		p("VSUBPS Z7, Z6, Z%d", ea) // e1
+		p("VSUBPS Z3, Z4, Z6")      // d4 − d3
+		p("VSUBPS Z2, Z1, Z7")      // d1 − d2
+		p("VMULPS Z29, Z7, Z7")     // 4(d1 − d2)
+		p("VADDPS Z7, Z6, Z%d", eb) // e2
+	case [2]int{3, 4}:
+		p("VSUBPS Z2, Z4, Z6")      // a = d4 − d2
+		p("VSUBPS Z3, Z1, Z7")      // b = d1 − d3
+		p("VMULPS Z28, Z7, Z7")     // 2b
+		p("VSUBPS Z7, Z6, Z%d", ea) // e3
+		p("VADDPS Z7, Z6, Z%d", eb) // e4
+	default:
+		p("VSUBPS Z2, Z4, Z6")      // a
+		p("VSUBPS Z2, Z0, Z7")      // d0 − d2
+		p("VMULPS Z29, Z7, Z7")     // 4(d0 − d2)
+		p("VADDPS Z6, Z7, Z%d", ea) // e0
+		p("VSUBPS Z3, Z1, Z6")      // b
+		p("VMULPS Z29, Z6, Z6")     // 4b
+		p("VSUBPS Z3, Z5, Z7")      // d5 − d3
+		p("VADDPS Z7, Z6, Z%d", eb) // e5
+	}
+}
+
+// in4Pairs lists the pairs of rows of Bᵀ·d and the input rows each needs.
+var in4Pairs = []struct {
+	rows [2]int
+	need []int
+}{{[2]int{1, 2}, []int{1, 2, 3, 4}}, {[2]int{3, 4}, []int{1, 2, 3, 4}}, {[2]int{0, 5}, []int{0, 1, 2, 3, 4, 5}}}
+
+// in4Row writes row i of the ·B stage for 16 tiles from row i of Bᵀ·d on
+// the 64 columns in Z(e) … Z(e + 3): the columns taken apart by their
+// remainder mod 4 (P0…P3: d1…d4 of each tile, two rounds of even/odd
+// VPERMT2PS), then edges(), which sets d0 (Z6, from P3 in Z1) and d5 (Z7,
+// from P0 in Z4), then Bᵀ on each tile's row, stored under K2 into the
+// planes 6i … 6i + 5 from R13 (plane bytes BX apart), which base(i) sets.
+func in4Row(i, e int, edges func(), base func(i int)) {
+	p("VMOVAPS Z%d, Z0", e)
+	p("VPERMT2PS Z%d, Z30, Z0", e+1) // columns 0, 2, …, 30
+	p("VMOVAPS Z%d, Z1", e)
+	p("VPERMT2PS Z%d, Z31, Z1", e+1) // 1, 3, …, 31
+	p("VMOVAPS Z%d, Z2", e+2)
+	p("VPERMT2PS Z%d, Z30, Z2", e+3) // 32, 34, …, 62
+	p("VMOVAPS Z%d, Z3", e+2)
+	p("VPERMT2PS Z%d, Z31, Z3", e+3) // 33, 35, …, 63
+	p("VMOVAPS Z0, Z4")
+	p("VPERMT2PS Z2, Z30, Z4") // P0: d1
+	p("VPERMT2PS Z2, Z31, Z0") // P2: d3
+	p("VMOVAPS Z1, Z5")
+	p("VPERMT2PS Z3, Z30, Z5") // P1: d2
+	p("VPERMT2PS Z3, Z31, Z1") // P3: d4
+	edges()
+	p("VSUBPS Z5, Z1, Z2")    // a = d4 − d2
+	p("VSUBPS Z0, Z4, Z3")    // b = d1 − d3
+	p("VSUBPS Z5, Z6, Z18")   // d0 − d2
+	p("VMULPS Z29, Z18, Z18") //
+	p("VADDPS Z2, Z18, Z18")  // ξ = 6i
+	p("VADDPS Z1, Z0, Z19")   // d3 + d4
+	p("VADDPS Z5, Z4, Z20")   // d1 + d2
+	p("VMULPS Z29, Z20, Z20") //
+	p("VSUBPS Z20, Z19, Z19") // 6i + 1
+	p("VSUBPS Z0, Z1, Z20")   // d4 − d3
+	p("VSUBPS Z5, Z4, Z21")   // d1 − d2
+	p("VMULPS Z29, Z21, Z21") //
+	p("VADDPS Z21, Z20, Z20") // 6i + 2
+	p("VMULPS Z28, Z3, Z21")  // 2b
+	p("VSUBPS Z21, Z2, Z6")   // 6i + 3
+	p("VADDPS Z21, Z2, Z2")   // 6i + 4
+	p("VMULPS Z29, Z3, Z3")   // 4b
+	p("VSUBPS Z0, Z7, Z7")    // d5 − d3
+	p("VADDPS Z7, Z3, Z3")    // 6i + 5
+	base(i)
+	p("VMOVUPS Z18, K2, (R13)")
+	p("VMOVUPS Z19, K2, (R13)(BX*1)")
+	p("VMOVUPS Z20, K2, (R13)(BX*2)")
+	p("LEAQ (R13)(BX*2), CX")
+	p("VMOVUPS Z6, K2, (CX)(BX*1)")
+	p("VMOVUPS Z2, K2, (CX)(BX*2)")
+	p("LEAQ (CX)(BX*2), CX")
+	p("VMOVUPS Z3, K2, (CX)(BX*1)")
+}
+
+// input4 writes wgInRow4AVX512, F(4×4, 3×3)'s wgInRowGo4 on one row of
+// tiles: 64 columns (16 tiles) at a time, Bᵀ·d of two of the six rows of
+// e at a time (in4Pairs, from the input rows r0…r5 each pair needs, on
+// the 64 columns and the next one; the columns past w read as zero), then
+// ·B (in4Row), d0 being P3 shifted one lane up with the previous 16 tiles'
+// last (zero at first), d5 P0 one lane down with the next column; into the
+// 36 planes of q (plane floats apart). Then the same for the next of nc
+// channels, the rows s0…s5 floats on (0 for a zero row), q ld floats on.
 func input4() {
 	fmt.Fprintf(&b, "\n// func wgInRow4AVX512(q *float32, plane, ld int, r0, r1, r2, r3, r4, r5 *float32, s0, s1, s2, s3, s4, s5, nc, w, tw int)\n")
 	fmt.Fprintf(&b, "TEXT ·wgInRow4AVX512(SB), NOSPLIT, $0-144\n")
@@ -597,92 +698,27 @@ func input4() {
 	p("KMOVW (R15)(DX*4), K3")
 	masks64("CX", "DX", "R13")
 	vmask := []string{"K4", "K5", "K6", "K7", "K3"}
-	for _, pair := range [][2]int{{1, 2}, {3, 4}, {0, 5}} {
-		// Bᵀ·d, rows pair[0] and pair[1] of e, of the 4 vectors and the
-		// next column: into Z(8 + v) and Z(13 + v).
-		need := map[[2]int][]int{{1, 2}: {1, 2, 3, 4}, {3, 4}: {1, 2, 3, 4}, {0, 5}: {0, 1, 2, 3, 4, 5}}[pair]
+	for _, pr := range in4Pairs {
+		// The pair's rows of Bᵀ·d on the 4 vectors and the next column:
+		// into Z(8 + v) and Z(13 + v).
 		for v := range 5 {
-			for _, k := range need {
+			for _, k := range pr.need {
 				p("VMOVUPS.Z %d(%s)(AX*4), %s, Z%d", 64*v, rows[k], vmask[v], k)
 			}
-			ea, eb := 8+v, 13+v
-			switch pair {
-			case [2]int{1, 2}:
-				p("VADDPS Z4, Z3, Z6")      // d3 + d4
-				p("VADDPS Z2, Z1, Z7")      // d1 + d2
-				p("VMULPS Z29, Z7, Z7")     // 4(d1 + d2)
-				p("VSUBPS Z7, Z6, Z%d", ea) // e1
-				p("VSUBPS Z3, Z4, Z6")      // d4 − d3
-				p("VSUBPS Z2, Z1, Z7")      // d1 − d2
-				p("VMULPS Z29, Z7, Z7")     // 4(d1 − d2)
-				p("VADDPS Z7, Z6, Z%d", eb) // e2
-			case [2]int{3, 4}:
-				p("VSUBPS Z2, Z4, Z6")      // a = d4 − d2
-				p("VSUBPS Z3, Z1, Z7")      // b = d1 − d3
-				p("VMULPS Z28, Z7, Z7")     // 2b
-				p("VSUBPS Z7, Z6, Z%d", ea) // e3
-				p("VADDPS Z7, Z6, Z%d", eb) // e4
-			default:
-				p("VSUBPS Z2, Z4, Z6")      // a
-				p("VSUBPS Z2, Z0, Z7")      // d0 − d2
-				p("VMULPS Z29, Z7, Z7")     // 4(d0 − d2)
-				p("VADDPS Z6, Z7, Z%d", ea) // e0
-				p("VSUBPS Z3, Z1, Z6")      // b
-				p("VMULPS Z29, Z6, Z6")     // 4b
-				p("VSUBPS Z3, Z5, Z7")      // d5 − d3
-				p("VADDPS Z7, Z6, Z%d", eb) // e5
-			}
+			in4Pair(pr.rows, 8+v, 13+v)
 		}
-		for n, i := range pair {
+		for n, i := range pr.rows {
 			e := 8 + 5*n
-			p("VMOVAPS Z%d, Z0", e)
-			p("VPERMT2PS Z%d, Z30, Z0", e+1) // columns 0, 2, …, 30
-			p("VMOVAPS Z%d, Z1", e)
-			p("VPERMT2PS Z%d, Z31, Z1", e+1) // 1, 3, …, 31
-			p("VMOVAPS Z%d, Z2", e+2)
-			p("VPERMT2PS Z%d, Z30, Z2", e+3) // 32, 34, …, 62
-			p("VMOVAPS Z%d, Z3", e+2)
-			p("VPERMT2PS Z%d, Z31, Z3", e+3) // 33, 35, …, 63
-			p("VMOVAPS Z0, Z4")
-			p("VPERMT2PS Z2, Z30, Z4") // P0: d1
-			p("VPERMT2PS Z2, Z31, Z0") // P2: d3
-			p("VMOVAPS Z1, Z5")
-			p("VPERMT2PS Z3, Z30, Z5")          // P1: d2
-			p("VPERMT2PS Z3, Z31, Z1")          // P3: d4
-			p("VALIGND $15, Z%d, Z1, Z6", 22+i) // d0: column 4t − 1
-			p("VMOVAPS Z1, Z%d", 22+i)          // kept for the next 16 tiles
-			p("VALIGND $1, Z4, Z%d, Z7", e+4)   // d5: column 4t + 4
-			p("VSUBPS Z5, Z1, Z2")              // a = d4 − d2
-			p("VSUBPS Z0, Z4, Z3")              // b = d1 − d3
-			p("VSUBPS Z5, Z6, Z18")             // d0 − d2
-			p("VMULPS Z29, Z18, Z18")           //
-			p("VADDPS Z2, Z18, Z18")            // ξ = 6i
-			p("VADDPS Z1, Z0, Z19")             // d3 + d4
-			p("VADDPS Z5, Z4, Z20")             // d1 + d2
-			p("VMULPS Z29, Z20, Z20")           //
-			p("VSUBPS Z20, Z19, Z19")           // 6i + 1
-			p("VSUBPS Z0, Z1, Z20")             // d4 − d3
-			p("VSUBPS Z5, Z4, Z21")             // d1 − d2
-			p("VMULPS Z29, Z21, Z21")           //
-			p("VADDPS Z21, Z20, Z20")           // 6i + 2
-			p("VMULPS Z28, Z3, Z21")            // 2b
-			p("VSUBPS Z21, Z2, Z6")             // 6i + 3
-			p("VADDPS Z21, Z2, Z2")             // 6i + 4
-			p("VMULPS Z29, Z3, Z3")             // 4b
-			p("VSUBPS Z0, Z7, Z7")              // d5 − d3
-			p("VADDPS Z7, Z3, Z3")              // 6i + 5
-			p("MOVQ BX, R13")
-			p("IMULQ $%d, R13", 6*i)
-			p("ADDQ DI, R13")
-			p("ADDQ AX, R13") // plane 6i at tile AX/4
-			p("VMOVUPS Z18, K2, (R13)")
-			p("VMOVUPS Z19, K2, (R13)(BX*1)")
-			p("VMOVUPS Z20, K2, (R13)(BX*2)")
-			p("LEAQ (R13)(BX*2), CX")
-			p("VMOVUPS Z6, K2, (CX)(BX*1)")
-			p("VMOVUPS Z2, K2, (CX)(BX*2)")
-			p("LEAQ (CX)(BX*2), CX")
-			p("VMOVUPS Z3, K2, (CX)(BX*1)")
+			in4Row(i, e, func() {
+				p("VALIGND $15, Z%d, Z1, Z6", 22+i) // d0: column 4t − 1
+				p("VMOVAPS Z1, Z%d", 22+i)          // kept for the next 16 tiles
+				p("VALIGND $1, Z4, Z%d, Z7", e+4)   // d5: column 4t + 4
+			}, func(i int) {
+				p("MOVQ BX, R13")
+				p("IMULQ $%d, R13", 6*i)
+				p("ADDQ DI, R13")
+				p("ADDQ AX, R13") // plane 6i at tile AX/4
+			})
 		}
 	}
 	p("ADDQ $64, AX")
@@ -700,80 +736,123 @@ func input4() {
 	p("RET")
 }
 
-// output4 writes wgOutRow4AVX512, F(4×4, 3×3)'s wgOutRowsGo4 on 16 tiles
-// at a time: Aᵀ·m column by column in two passes (rows 0 and 2 of it from
-// m0…m4, rows 1 and 3 from m1…m5), each row then ·A (+ the bias *bias
-// unless bias is nil), its 4 columns interleaved (two rounds of
-// VPERMT2PS) and stored into output row r (y + r·w floats) for r < rows.
-// Then the same for the next of nc channels: y hw floats on, q ld floats
-// on, bias one float on.
-func output4() {
-	fmt.Fprintf(&b, "\n// func wgOutRow4AVX512(y, q *float32, plane, ld, hw, nc, w, tw, rows int, bias *float32)\n")
-	fmt.Fprintf(&b, "TEXT ·wgOutRow4AVX512(SB), NOSPLIT, $0-80\n")
+// inputRun4 writes wgInRun4AVX512 (or, with halves, wgInRun4HAVX512): the
+// input transform of n tiles, rows of tw = 2, 4 or 8 tiles laid side by
+// side, for channels [c0, c1). Group g of 16 tiles reads its input row i's
+// columns 16v … 16v + 15 (v < 4) from x + c·hw + off[48g + 2(6v + i) + h]
+// (in floats) under the mask msk[48g + 2(6v + i) + h], h = 0 (with halves also h = 1,
+// merged: the upper 8 lanes from another row of tiles); d0 is P3 shifted
+// one lane up and d5 P0 one lane down, zero in the lanes off the masks m0
+// and m5 (the first and last tile of each row). Results go to
+// q + c·ld + 16g + lane, planes plane floats apart, for the lanes under n.
+func inputRun4(halves bool) {
+	name := "wgInRun4AVX512"
+	if halves {
+		name = "wgInRun4HAVX512"
+	}
+	fmt.Fprintf(&b, "\n// func %s(q *float32, plane, ld int, x *float32, hw, c0, c1 int, off *int64, msk *uint16, n, m0, m5 int)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-96\n", name)
+	l := func(s string) string { return name + s }
 	p("LEAQ wgMask<>(SB), R15")
-	p("MOVQ y+0(FP), SI")
-	p("MOVQ q+8(FP), R12")
-	p("MOVQ plane+16(FP), BX")
+	p("MOVQ plane+8(FP), BX")
 	p("SHLQ $2, BX")
-	p("LEAQ (BX)(BX*2), R11")
-	p("SHLQ $1, R11") // 6 planes
-	p("MOVQ w+48(FP), R9")
-	p("SHLQ $2, R9") // one output row
-	p("MOVQ bias+72(FP), R10")
-	p("MOVQ nc+40(FP), R14")
-	p("VMOVUPS wgZipLo<>(SB), Z30")
-	p("VMOVUPS wgZipHi<>(SB), Z31")
+	p("VMOVUPS wgEven<>(SB), Z30")
+	p("VMOVUPS wgOdd<>(SB), Z31")
+	p("VBROADCASTSS wgFour<>(SB), Z29")
 	p("VBROADCASTSS wgTwo<>(SB), Z28")
-	p("VBROADCASTSS wgFour<>(SB), Z27")
-	p("VBROADCASTSS wgEight<>(SB), Z26")
-	label("o4chan")
-	p("VXORPS Z29, Z29, Z29")
-	p("TESTQ R10, R10")
-	p("JEQ o4nobias")
-	p("VBROADCASTSS (R10), Z29")
-	p("ADDQ $4, R10")
-	label("o4nobias")
-	p("XORQ AX, AX") // first tile
-	label("o4loop")
-	p("MOVQ tw+56(FP), CX")
+	p("VXORPS Z22, Z22, Z22")
+	p("MOVQ m0+80(FP), CX")
+	p("KMOVW CX, K3")
+	p("MOVQ m5+88(FP), CX")
+	p("KMOVW CX, K4")
+	p("MOVQ c0+40(FP), DX") // channel
+	label(l("chan"))
+	p("MOVQ hw+32(FP), SI")
+	p("IMULQ DX, SI")
+	p("SHLQ $2, SI")
+	p("ADDQ x+24(FP), SI") // channel DX of x
+	p("MOVQ ld+16(FP), DI")
+	p("IMULQ DX, DI")
+	p("SHLQ $2, DI")
+	p("ADDQ q+0(FP), DI") // channel DX of q
+	p("MOVQ off+56(FP), R12")
+	p("MOVQ msk+64(FP), R9")
+	p("XORQ AX, AX") // first tile of the group
+	label(l("loop"))
+	p("MOVQ n+72(FP), CX")
 	p("SUBQ AX, CX")
-	p("JLE o4nextc")
-	clamp32("CX", "DX")
-	p("KMOVW (R15)(CX*4), K1")
-	p("MOVQ w+48(FP), CX")
-	p("MOVQ AX, DX")
-	p("SHLQ $2, DX")
-	p("SUBQ DX, CX") // columns left
-	masks64("CX", "DX", "R13")
-	p("LEAQ (R12)(AX*4), R8") // plane 0 at the first tile
-	// load sets Z0…Z5 to the planes 6i + j, i in is, at R13.
-	load := func(is []int) {
-		for _, i := range is {
-			switch i {
-			case 0:
-				p("VMOVUPS.Z (R13), K1, Z0")
-			case 1:
-				p("VMOVUPS.Z (R13)(R11*1), K1, Z1")
-			case 2:
-				p("VMOVUPS.Z (R13)(R11*2), K1, Z2")
-				p("LEAQ (R13)(R11*2), CX")
-			case 3:
-				p("VMOVUPS.Z (CX)(R11*1), K1, Z3")
-			case 4:
-				p("VMOVUPS.Z (CX)(R11*2), K1, Z4")
-				p("LEAQ (CX)(R11*2), CX")
-			case 5:
-				p("VMOVUPS.Z (CX)(R11*1), K1, Z5")
+	p("JLE " + l("next"))
+	clamp32("CX", "R13")
+	p("KMOVW (R15)(CX*4), K2")
+	for _, pr := range in4Pairs {
+		for v := range 4 {
+			for _, k := range pr.need {
+				e := 2 * (6*v + k)
+				p("MOVQ %d(R12), CX", 8*e)
+				p("KMOVW %d(R9), K1", 2*e)
+				p("VMOVUPS.Z (SI)(CX*4), K1, Z%d", k)
+				if halves {
+					p("MOVQ %d(R12), CX", 8*(e+1))
+					p("KMOVW %d(R9), K1", 2*(e+1))
+					p("VMOVUPS (SI)(CX*4), K1, Z%d", k)
+				}
 			}
+			in4Pair(pr.rows, 8+v, 13+v)
+		}
+		for n, i := range pr.rows {
+			in4Row(i, 8+5*n, func() {
+				p("VALIGND.Z $15, Z22, Z1, K3, Z6") // d0: column 4t − 1
+				p("VALIGND.Z $1, Z4, Z22, K4, Z7")  // d5: column 4t + 4
+			}, func(i int) {
+				p("MOVQ BX, R13")
+				p("IMULQ $%d, R13", 6*i)
+				p("ADDQ DI, R13")
+				p("LEAQ (R13)(AX*4), R13") // plane 6i at tile AX
+			})
 		}
 	}
-	// row writes output row r from t_r0 … t_r5 in Z(t) … Z(t + 5).
-	row := func(r, t int) {
-		skip := fmt.Sprintf("o4skip%d", r)
-		if r > 0 {
-			p("CMPQ rows+64(FP), $%d", r+1)
-			p("JLT %s", skip)
+	p("ADDQ $16, AX")
+	p("ADDQ $384, R12")
+	p("ADDQ $96, R9")
+	p("JMP " + l("loop"))
+	label(l("next"))
+	p("INCQ DX")
+	p("CMPQ DX, c1+48(FP)")
+	p("JLT " + l("chan"))
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// out4Loads sets Z0…Z5 to the planes 6i + j, i in is, from R13 (planes 6
+// apart: R11 bytes), under K1; CX is scratch.
+func out4Loads(is []int) {
+	for _, i := range is {
+		switch i {
+		case 0:
+			p("VMOVUPS.Z (R13), K1, Z0")
+		case 1:
+			p("VMOVUPS.Z (R13)(R11*1), K1, Z1")
+		case 2:
+			p("VMOVUPS.Z (R13)(R11*2), K1, Z2")
+			p("LEAQ (R13)(R11*2), CX")
+		case 3:
+			p("VMOVUPS.Z (CX)(R11*1), K1, Z3")
+		case 4:
+			p("VMOVUPS.Z (CX)(R11*2), K1, Z4")
+			p("LEAQ (CX)(R11*2), CX")
+		case 5:
+			p("VMOVUPS.Z (CX)(R11*1), K1, Z5")
 		}
+	}
+}
+
+// out4Tiles computes Aᵀ·m·A (+ Z29) of 16 tiles from the 36 planes at R8
+// (plane bytes BX apart, 6 planes R11; loads under K1) and calls store(r)
+// with output row r's 64 columns in Z4, Z0, Z5, Z1 (rows 0, 2, 1, 3 in
+// turn). Z26…Z28 hold 8, 4, 2; Z30, Z31 wgZipLo, wgZipHi.
+func out4Tiles(store func(r int)) {
+	// row computes output row r from t_r0 … t_r5 in Z(t) … Z(t + 5).
+	row := func(r, t int) {
 		p("VADDPS Z%d, Z%d, Z0", t+2, t+1) // s
 		p("VSUBPS Z%d, Z%d, Z1", t+2, t+1) // d
 		p("VADDPS Z%d, Z%d, Z2", t+4, t+3) // ss
@@ -805,6 +884,96 @@ func output4() {
 		p("VMOVAPS Z1, Z5")
 		p("VPERMT2PS Z3, Z30, Z5") // 8–11
 		p("VPERMT2PS Z3, Z31, Z1") // 12–15
+		store(r)
+	}
+	// Rows 0 and 2 of Aᵀ·m into Z8…Z13 and Z14…Z19.
+	for j := range 6 {
+		p("MOVQ BX, R13")
+		p("IMULQ $%d, R13", j)
+		p("ADDQ R8, R13")
+		out4Loads([]int{0, 1, 2, 3, 4})
+		p("VADDPS Z2, Z1, Z6")       // s = m1 + m2
+		p("VADDPS Z4, Z3, Z7")       // ss = m3 + m4
+		p("VADDPS Z6, Z0, Z0")       // m0 + s
+		p("VADDPS Z7, Z0, Z%d", 8+j) // t0j
+		p("VMULPS Z27, Z7, Z7")
+		p("VADDPS Z7, Z6, Z%d", 14+j) // t2j
+	}
+	row(0, 8)
+	row(2, 14)
+	// Rows 1 and 3.
+	for j := range 6 {
+		p("MOVQ BX, R13")
+		p("IMULQ $%d, R13", j)
+		p("ADDQ R8, R13")
+		out4Loads([]int{1, 2, 3, 4, 5})
+		p("VSUBPS Z2, Z1, Z6") // d = m1 − m2
+		p("VSUBPS Z4, Z3, Z7") // dd = m3 − m4
+		p("VMULPS Z28, Z7, Z0")
+		p("VADDPS Z0, Z6, Z%d", 8+j) // t1j
+		p("VMULPS Z26, Z7, Z7")
+		p("VADDPS Z7, Z6, Z6")
+		p("VADDPS Z5, Z6, Z%d", 14+j) // t3j
+	}
+	row(1, 8)
+	row(3, 14)
+}
+
+// out4Consts loads the output kernels' constants.
+func out4Consts() {
+	p("LEAQ wgMask<>(SB), R15")
+	p("MOVQ plane+16(FP), BX")
+	p("SHLQ $2, BX")
+	p("LEAQ (BX)(BX*2), R11")
+	p("SHLQ $1, R11") // 6 planes
+	p("VMOVUPS wgZipLo<>(SB), Z30")
+	p("VMOVUPS wgZipHi<>(SB), Z31")
+	p("VBROADCASTSS wgTwo<>(SB), Z28")
+	p("VBROADCASTSS wgFour<>(SB), Z27")
+	p("VBROADCASTSS wgEight<>(SB), Z26")
+}
+
+// output4 writes wgOutRow4AVX512, F(4×4, 3×3)'s wgOutRowsGo4 on 16 tiles
+// of one row at a time (out4Tiles), each output row's 64 columns stored
+// into output row r (y + r·w floats) for r < rows, under the masks of the
+// columns under w. Then the same for the next of nc channels: y hw floats
+// on, q ld floats on, bias one float on.
+func output4() {
+	fmt.Fprintf(&b, "\n// func wgOutRow4AVX512(y, q *float32, plane, ld, hw, nc, w, tw, rows int, bias *float32)\n")
+	fmt.Fprintf(&b, "TEXT ·wgOutRow4AVX512(SB), NOSPLIT, $0-80\n")
+	out4Consts()
+	p("MOVQ y+0(FP), SI")
+	p("MOVQ q+8(FP), R12")
+	p("MOVQ w+48(FP), R9")
+	p("SHLQ $2, R9") // one output row
+	p("MOVQ bias+72(FP), R10")
+	p("MOVQ nc+40(FP), R14")
+	label("o4chan")
+	p("VXORPS Z29, Z29, Z29")
+	p("TESTQ R10, R10")
+	p("JEQ o4nobias")
+	p("VBROADCASTSS (R10), Z29")
+	p("ADDQ $4, R10")
+	label("o4nobias")
+	p("XORQ AX, AX") // first tile
+	label("o4loop")
+	p("MOVQ tw+56(FP), CX")
+	p("SUBQ AX, CX")
+	p("JLE o4nextc")
+	clamp32("CX", "DX")
+	p("KMOVW (R15)(CX*4), K1")
+	p("MOVQ w+48(FP), CX")
+	p("MOVQ AX, DX")
+	p("SHLQ $2, DX")
+	p("SUBQ DX, CX") // columns left
+	masks64("CX", "DX", "R13")
+	p("LEAQ (R12)(AX*4), R8") // plane 0 at the first tile
+	out4Tiles(func(r int) {
+		skip := fmt.Sprintf("o4skip%d", r)
+		if r > 0 {
+			p("CMPQ rows+64(FP), $%d", r+1)
+			p("JLT %s", skip)
+		}
 		p("MOVQ AX, CX")
 		p("SHLQ $4, CX")
 		p("ADDQ SI, CX") // row 0, column 4·AX
@@ -824,38 +993,7 @@ func output4() {
 		if r > 0 {
 			label(skip)
 		}
-	}
-	// Rows 0 and 2 of Aᵀ·m into Z8…Z13 and Z14…Z19.
-	for j := range 6 {
-		p("MOVQ BX, R13")
-		p("IMULQ $%d, R13", j)
-		p("ADDQ R8, R13")
-		load([]int{0, 1, 2, 3, 4})
-		p("VADDPS Z2, Z1, Z6")       // s = m1 + m2
-		p("VADDPS Z4, Z3, Z7")       // ss = m3 + m4
-		p("VADDPS Z6, Z0, Z0")       // m0 + s
-		p("VADDPS Z7, Z0, Z%d", 8+j) // t0j
-		p("VMULPS Z27, Z7, Z7")
-		p("VADDPS Z7, Z6, Z%d", 14+j) // t2j
-	}
-	row(0, 8)
-	row(2, 14)
-	// Rows 1 and 3.
-	for j := range 6 {
-		p("MOVQ BX, R13")
-		p("IMULQ $%d, R13", j)
-		p("ADDQ R8, R13")
-		load([]int{1, 2, 3, 4, 5})
-		p("VSUBPS Z2, Z1, Z6") // d = m1 − m2
-		p("VSUBPS Z4, Z3, Z7") // dd = m3 − m4
-		p("VMULPS Z28, Z7, Z0")
-		p("VADDPS Z0, Z6, Z%d", 8+j) // t1j
-		p("VMULPS Z26, Z7, Z7")
-		p("VADDPS Z7, Z6, Z6")
-		p("VADDPS Z5, Z6, Z%d", 14+j) // t3j
-	}
-	row(1, 8)
-	row(3, 14)
+	})
 	p("ADDQ $16, AX")
 	p("JMP o4loop")
 	label("o4nextc") // the next channel: y hw floats on, q ld
@@ -865,6 +1003,74 @@ func output4() {
 	p("LEAQ (R12)(CX*4), R12")
 	p("DECQ R14")
 	p("JNE o4chan")
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// outputRun4 writes wgOutRun4AVX512 (or, with halves,
+// wgOutRun4HAVX512): the output transform (+ b[o] unless b is nil) of n
+// tiles, rows of tw = 2, 4 or 8 tiles laid side by side, for output
+// channels [o0, o1), from q + o·ld + tile (planes plane floats apart).
+// Group g of 16 tiles writes output row r's columns 16v … 16v + 15 to
+// y + o·hw + off[32g + 2(4v + r) + h] (in floats) under msk[32g + 2(4v + r) + h],
+// h = 0 (with halves also h = 1: the upper 8 lanes, to another row of
+// tiles).
+func outputRun4(halves bool) {
+	name := "wgOutRun4AVX512"
+	if halves {
+		name = "wgOutRun4HAVX512"
+	}
+	fmt.Fprintf(&b, "\n// func %s(y, q *float32, plane, ld, hw, o0, o1 int, off *int64, msk *uint16, n int, bias *float32)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
+	l := func(s string) string { return name + s }
+	out4Consts()
+	p("MOVQ o0+40(FP), DX") // channel
+	label(l("chan"))
+	p("MOVQ hw+32(FP), SI")
+	p("IMULQ DX, SI")
+	p("SHLQ $2, SI")
+	p("ADDQ y+0(FP), SI") // channel DX of y
+	p("MOVQ ld+24(FP), R12")
+	p("IMULQ DX, R12")
+	p("SHLQ $2, R12")
+	p("ADDQ q+8(FP), R12") // channel DX of q
+	p("VXORPS Z29, Z29, Z29")
+	p("MOVQ bias+80(FP), CX")
+	p("TESTQ CX, CX")
+	p("JEQ " + l("nobias"))
+	p("VBROADCASTSS (CX)(DX*4), Z29")
+	label(l("nobias"))
+	p("MOVQ off+56(FP), R10")
+	p("MOVQ msk+64(FP), R9")
+	p("XORQ AX, AX") // first tile of the group
+	label(l("loop"))
+	p("MOVQ n+72(FP), CX")
+	p("SUBQ AX, CX")
+	p("JLE " + l("next"))
+	clamp32("CX", "R13")
+	p("KMOVW (R15)(CX*4), K1")
+	p("LEAQ (R12)(AX*4), R8") // plane 0 at the first tile
+	out4Tiles(func(r int) {
+		for v, z := range []int{4, 0, 5, 1} {
+			e := 2 * (4*v + r)
+			p("MOVQ %d(R10), CX", 8*e)
+			p("KMOVW %d(R9), K2", 2*e)
+			p("VMOVUPS Z%d, K2, (SI)(CX*4)", z)
+			if halves {
+				p("MOVQ %d(R10), CX", 8*(e+1))
+				p("KMOVW %d(R9), K2", 2*(e+1))
+				p("VMOVUPS Z%d, K2, (SI)(CX*4)", z)
+			}
+		}
+	})
+	p("ADDQ $16, AX")
+	p("ADDQ $256, R10")
+	p("ADDQ $64, R9")
+	p("JMP " + l("loop"))
+	label(l("next"))
+	p("INCQ DX")
+	p("CMPQ DX, o1+48(FP)")
+	p("JLT " + l("chan"))
 	p("VZEROUPPER")
 	p("RET")
 }

@@ -29,3 +29,11 @@ var (
 	wgInRows4  = wgInRowsGo4
 	wgOutRows4 = wgOutRowsGo4
 )
+
+// wgInRun4 has no kernel on this build: it reports false.
+func wgInRun4(q, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) bool { return false }
+
+// wgOutRun4 has no kernel on this build: it reports false.
+func wgOutRun4(y, q []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32) bool {
+	return false
+}

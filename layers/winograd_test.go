@@ -214,7 +214,9 @@ func TestWinogradKernels4(t *testing.T) {
 	}
 	cases := append(wgKernelCases[:len(wgKernelCases):len(wgKernelCases)],
 		struct{ n, c, h, w, first, cnt int }{3, 3, 64, 65, 10, 500},
-		struct{ n, c, h, w, first, cnt int }{2, 2, 14, 70, 0, 0})
+		struct{ n, c, h, w, first, cnt int }{2, 2, 14, 70, 0, 0},
+		struct{ n, c, h, w, first, cnt int }{3, 3, 30, 29, 3, 0},
+		struct{ n, c, h, w, first, cnt int }{5, 2, 10, 13, 1, 40})
 	for _, tc := range cases {
 		h, w, c := tc.h, tc.w, tc.c
 		tiles := tc.n * ((h + 3) / 4) * ((w + 3) / 4)

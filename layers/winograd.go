@@ -543,44 +543,56 @@ func wgOutTile(yo, q []float32, tl wgTile, h, w, plane int, bias float32) {
 // wgFilter4 writes F(4×4, 3×3)'s 36 transformed filter matrices
 // U[ξ] = (G·g·Gᵀ)[ξ] into u (36, O, C); w is (O, C, 3, 3). With rotate the
 // filters are rotated by 180° first (for the input gradient, which reads
-// each U[ξ] transposed). Each row of the 36 matrices is built in a buffer
-// and copied out, so that they are written in sequence.
+// each U[ξ] transposed). On AVX-512 16 input channels at a time
+// (wgFilter4Rows), else in Go (wgFilter4Go: each row of the 36 matrices
+// built in a buffer and copied out, so that they are written in
+// sequence).
 func wgFilter4(u, w []float32, o, c int, rotate bool) {
 	wgSplit(o, 36*o*c, func(lo, hi int) {
-		buf := make([]float32, 36*c)
-		for r := lo; r < hi; r++ {
-			for q := range c {
-				k := w[(r*c+q)*9:][:9]
-				g0, g1, g2, g3, g4, g5, g6, g7, g8 := k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
-				if rotate {
-					g0, g1, g2, g3, g5, g6, g7, g8 = g8, g7, g6, g5, g3, g2, g1, g0
-				}
-				// t = G·g, column by column (6×3).
-				t00, t10, t20, t30, t40, t50 := wgG6(g0, g3, g6)
-				t01, t11, t21, t31, t41, t51 := wgG6(g1, g4, g7)
-				t02, t12, t22, t32, t42, t52 := wgG6(g2, g5, g8)
-				b := buf[q:]
-				_ = b[35*c]
-				b[0], b[c], b[2*c], b[3*c], b[4*c], b[5*c] = wgG6(t00, t01, t02)
-				b[6*c], b[7*c], b[8*c], b[9*c], b[10*c], b[11*c] = wgG6(t10, t11, t12)
-				b[12*c], b[13*c], b[14*c], b[15*c], b[16*c], b[17*c] = wgG6(t20, t21, t22)
-				b[18*c], b[19*c], b[20*c], b[21*c], b[22*c], b[23*c] = wgG6(t30, t31, t32)
-				b[24*c], b[25*c], b[26*c], b[27*c], b[28*c], b[29*c] = wgG6(t40, t41, t42)
-				b[30*c], b[31*c], b[32*c], b[33*c], b[34*c], b[35*c] = wgG6(t50, t51, t52)
-			}
-			for xi := range 36 {
-				copy(u[(xi*o+r)*c:][:c], buf[xi*c:][:c])
-			}
+		if !wgFilter4Rows(u, w, o, c, lo, hi, rotate) {
+			wgFilter4Go(u, w, o, c, lo, hi, rotate)
 		}
 	})
+}
+
+// wgFilter4Go is wgFilter4's work on output channels [lo, hi) in Go.
+func wgFilter4Go(u, w []float32, o, c, lo, hi int, rotate bool) {
+	buf := make([]float32, 36*c)
+	for r := lo; r < hi; r++ {
+		for q := range c {
+			k := w[(r*c+q)*9:][:9]
+			g0, g1, g2, g3, g4, g5, g6, g7, g8 := k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
+			if rotate {
+				g0, g1, g2, g3, g5, g6, g7, g8 = g8, g7, g6, g5, g3, g2, g1, g0
+			}
+			// t = G·g, column by column (6×3).
+			t00, t10, t20, t30, t40, t50 := wgG6(g0, g3, g6)
+			t01, t11, t21, t31, t41, t51 := wgG6(g1, g4, g7)
+			t02, t12, t22, t32, t42, t52 := wgG6(g2, g5, g8)
+			b := buf[q:]
+			_ = b[35*c]
+			b[0], b[c], b[2*c], b[3*c], b[4*c], b[5*c] = wgG6(t00, t01, t02)
+			b[6*c], b[7*c], b[8*c], b[9*c], b[10*c], b[11*c] = wgG6(t10, t11, t12)
+			b[12*c], b[13*c], b[14*c], b[15*c], b[16*c], b[17*c] = wgG6(t20, t21, t22)
+			b[18*c], b[19*c], b[20*c], b[21*c], b[22*c], b[23*c] = wgG6(t30, t31, t32)
+			b[24*c], b[25*c], b[26*c], b[27*c], b[28*c], b[29*c] = wgG6(t40, t41, t42)
+			b[30*c], b[31*c], b[32*c], b[33*c], b[34*c], b[35*c] = wgG6(t50, t51, t52)
+		}
+		for xi := range 36 {
+			copy(u[(xi*o+r)*c:][:c], buf[xi*c:][:c])
+		}
+	}
 }
 
 // wgG6 is G·(a, b, c) of F(4×4, 3×3): (a/4, −(a+b+c)/6, −(a−b+c)/6,
 // a/24 + b/12 + c/6, a/24 − b/12 + c/6, c).
 func wgG6(a, b, c float32) (float32, float32, float32, float32, float32, float32) {
+	// The conversions keep each inexact product rounded on its own, never
+	// fused into an FMA with an addition here or after inlining (as Go
+	// may with GOAMD64=v3), like the AVX-512 kernel.
 	p := a + c
-	s, d := a*(1.0/24)+c*(1.0/6), b*(1.0/12)
-	return a * 0.25, (p + b) * (-1.0 / 6), (p - b) * (-1.0 / 6), s + d, s - d, c
+	s, d := float32(a*(1.0/24))+float32(c*(1.0/6)), float32(b*(1.0/12))
+	return a * 0.25, float32((p + b) * (-1.0 / 6)), float32((p - b) * (-1.0 / 6)), s + d, s - d, c
 }
 
 // wgB6 is Bᵀ·(d0, …, d5) of F(4×4, 3×3): (4d0 − 5d2 + d4,

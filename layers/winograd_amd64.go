@@ -316,3 +316,25 @@ func wgOutRun4(y, q []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []flo
 	kernel(&y[0], &q[0], plane, ld, hw, o0, o1, &off[0], &msk[0], len(ts), bp)
 	return true
 }
+
+//go:noescape
+func wgFilter4AVX512(u, w *float32, o, c, lo, hi int)
+
+//go:noescape
+func wgFilter4RAVX512(u, w *float32, o, c, lo, hi int)
+
+// wgFilter4Rows is wgFilter4's work on output channels [lo, hi) on
+// wgFilter4AVX512 (wgFilter4RAVX512 with rotate): it reports false, doing
+// nothing, without AVX-512.
+func wgFilter4Rows(u, w []float32, o, c, lo, hi int, rotate bool) bool {
+	if !wgAVX512 || lo >= hi {
+		return false
+	}
+	_, _ = u[36*o*c-1], w[9*o*c-1]
+	if rotate {
+		wgFilter4RAVX512(&u[0], &w[0], o, c, lo, hi)
+		return true
+	}
+	wgFilter4AVX512(&u[0], &w[0], o, c, lo, hi)
+	return true
+}

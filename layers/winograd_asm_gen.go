@@ -11,6 +11,7 @@ package main
 import (
 	"fmt"
 	"log"
+	"math"
 	"os"
 	"strings"
 )
@@ -37,6 +38,8 @@ func main() {
 	inputRun4(true)
 	outputRun4(false)
 	outputRun4(true)
+	filter4(false)
+	filter4(true)
 	if err := os.WriteFile("winograd_amd64.s", []byte(b.String()), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -48,7 +51,7 @@ func main() {
 // that take the even and odd lanes of two vectors (wgEven<>, wgOdd<>) and
 // interleave the low and high halves of two vectors (wgZipLo<>, wgZipHi<>);
 // the offsets 9·lane of 16 filters' first elements (wgNine<>) and 0.5,
-// 2, 4 and 8 (wgHalf<>, wgTwo<>, wgFour<>, wgEight<>).
+// 2, 4, 8 and wgG6's factors 1/4, −1/6, 1/24, 1/6 and 1/12 (float32).
 func tables() {
 	fmt.Fprintf(&b, "\n")
 	for n := range 33 {
@@ -70,7 +73,10 @@ func tables() {
 	for _, c := range []struct {
 		name string
 		bits uint32
-	}{{"wgHalf", 0x3f000000}, {"wgTwo", 0x40000000}, {"wgFour", 0x40800000}, {"wgEight", 0x41000000}} {
+	}{{"wgHalf", 0x3f000000}, {"wgTwo", 0x40000000}, {"wgFour", 0x40800000}, {"wgEight", 0x41000000},
+		{"wgQuarter", math.Float32bits(0.25)}, {"wgMinusSixth", math.Float32bits(-1.0 / 6)},
+		{"wgTwentyFourth", math.Float32bits(1.0 / 24)}, {"wgSixth", math.Float32bits(1.0 / 6)},
+		{"wgTwelfth", math.Float32bits(1.0 / 12)}} {
 		fmt.Fprintf(&b, "\nDATA %s<>+0(SB)/4, $0x%x\nGLOBL %s<>(SB), RODATA|NOPTR, $4\n", c.name, c.bits, c.name)
 	}
 }
@@ -1071,6 +1077,111 @@ func outputRun4(halves bool) {
 	p("INCQ DX")
 	p("CMPQ DX, o1+48(FP)")
 	p("JLT " + l("chan"))
+	p("VZEROUPPER")
+	p("RET")
+}
+
+// g6 writes wgG6(Z(a), Z(b), Z(c)): its six results go to Z(out[0]) …
+// Z(out[5]); Z0…Z3 are scratch. out[0…2] must not be a, b or c; out[3]
+// and out[4] may be a and b, out[5] c. Z25…Z29 hold 1/4, −1/6, 1/24, 1/6,
+// 1/12.
+func g6(a, bb, c int, out [6]int) {
+	p("VMULPS Z25, Z%d, Z%d", a, out[0]) // a/4
+	p("VADDPS Z%d, Z%d, Z0", c, a)       // p = a + c
+	p("VADDPS Z%d, Z0, Z1", bb)
+	p("VMULPS Z26, Z1, Z%d", out[1]) // −(p + b)/6
+	p("VSUBPS Z%d, Z0, Z0", bb)
+	p("VMULPS Z26, Z0, Z%d", out[2]) // −(p − b)/6
+	p("VMULPS Z27, Z%d, Z2", a)
+	p("VMULPS Z28, Z%d, Z3", c)
+	p("VADDPS Z3, Z2, Z2") // s = a/24 + c/6
+	p("VMULPS Z29, Z%d, Z3", bb)
+	p("VADDPS Z3, Z2, Z%d", out[3]) // s + b/12
+	p("VSUBPS Z3, Z2, Z%d", out[4]) // s − b/12
+	if out[5] != c {
+		p("VMOVAPS Z%d, Z%d", c, out[5])
+	}
+}
+
+// filter4 writes wgFilter4AVX512 (with rotate, wgFilter4RAVX512): F(4×4,
+// 3×3)'s G·g·Gᵀ of the filters of output channels [lo, hi) of w (o, c, 3,
+// 3), rotated by 180° with rotate, 16 input channels at a time (each
+// element gathered at stride 9), into u (36, o, c).
+func filter4(rotate bool) {
+	name := "wgFilter4AVX512"
+	if rotate {
+		name = "wgFilter4RAVX512"
+	}
+	l := func(s string) string { return name + s }
+	fmt.Fprintf(&b, "\n// func %s(u, w *float32, o, c, lo, hi int)\n", name)
+	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
+	p("LEAQ wgMask<>(SB), R15")
+	p("VMOVDQU32 wgNine<>(SB), Z30")
+	for i, c := range []string{"wgQuarter", "wgMinusSixth", "wgTwentyFourth", "wgSixth", "wgTwelfth"} {
+		p("VBROADCASTSS %s<>(SB), Z%d", c, 25+i)
+	}
+	p("MOVQ o+16(FP), BX")
+	p("IMULQ c+24(FP), BX")
+	p("SHLQ $2, BX")         // one plane
+	p("LEAQ (BX)(BX*2), R9") // 3 planes
+	p("MOVQ lo+32(FP), AX")  // output channel r
+	label(l("row"))
+	p("CMPQ AX, hi+40(FP)")
+	p("JGE " + l("done"))
+	p("XORQ R14, R14") // first input channel of the group
+	label(l("group"))
+	p("MOVQ c+24(FP), CX")
+	p("SUBQ R14, CX")
+	p("JLE " + l("next"))
+	clamp32("CX", "DX")
+	p("KMOVW (R15)(CX*4), K7")
+	p("MOVQ AX, DX")
+	p("IMULQ c+24(FP), DX")
+	p("ADDQ R14, DX") // filter (r, c0)
+	p("MOVQ u+0(FP), DI")
+	p("LEAQ (DI)(DX*4), DI")
+	p("LEAQ (DX)(DX*8), DX")
+	p("SHLQ $2, DX")
+	p("MOVQ w+8(FP), SI")
+	p("ADDQ DX, SI")
+	// t = G·g, column by column: t_ij in Z(7 + 3i + j).
+	for j := range 3 {
+		for k := range 3 {
+			e := 3*k + j
+			if rotate {
+				e = 8 - e
+			}
+			p("KMOVW K7, K1")
+			p("VXORPS Z%d, Z%d, Z%d", 4+k, 4+k, 4+k)
+			p("VGATHERDPS %d(SI)(Z30*4), K1, Z%d", 4*e, 4+k)
+		}
+		// g6 uses Z0…Z3 as scratch: move the column to Z4…Z6 first.
+		var out [6]int
+		for i := range 6 {
+			out[i] = 7 + 3*i + j
+		}
+		g6(4, 5, 6, out)
+	}
+	// ·Gᵀ, row by row, into planes 6i … 6i + 5.
+	p("MOVQ DI, R8")
+	for i := range 6 {
+		t := 7 + 3*i
+		g6(t, t+1, t+2, [6]int{4, 5, 6, t, t + 1, t + 2})
+		p("VMOVUPS Z4, K7, (R8)")
+		p("VMOVUPS Z5, K7, (R8)(BX*1)")
+		p("VMOVUPS Z6, K7, (R8)(BX*2)")
+		p("VMOVUPS Z%d, K7, (R8)(R9*1)", t)
+		p("LEAQ (R8)(BX*4), R8")
+		p("VMOVUPS Z%d, K7, (R8)", t+1)
+		p("VMOVUPS Z%d, K7, (R8)(BX*1)", t+2)
+		p("LEAQ (R8)(BX*2), R8")
+	}
+	p("ADDQ $16, R14")
+	p("JMP " + l("group"))
+	label(l("next"))
+	p("INCQ AX")
+	p("JMP " + l("row"))
+	label(l("done"))
 	p("VZEROUPPER")
 	p("RET")
 }

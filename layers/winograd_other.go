@@ -37,3 +37,6 @@ func wgInRun4(q, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) bool { r
 func wgOutRun4(y, q []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []float32) bool {
 	return false
 }
+
+// wgFilter4Rows has no kernel on this build: it reports false.
+func wgFilter4Rows(u, w []float32, o, c, lo, hi int, rotate bool) bool { return false }

@@ -256,6 +256,38 @@ func TestWinogradKernels4(t *testing.T) {
 	}
 }
 
+// TestWinogradFilter4 checks F(4×4, 3×3)'s filter transform kernel
+// (wgFilter4Rows), plain and rotated, against wgFilter4Go bit for bit,
+// the output channels split in two as wgSplit may.
+func TestWinogradFilter4(t *testing.T) {
+	defer func(old bool) { wgAVX512 = old }(wgAVX512)
+	asm := []bool{false}
+	if wgAVX512 {
+		asm = append(asm, true)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, s := range []struct{ o, c int }{{1, 1}, {3, 5}, {2, 16}, {4, 17}, {5, 40}, {3, 64}} {
+		w := make([]float32, s.o*s.c*9)
+		for i := range w {
+			w[i] = rng.Float32()*2 - 1
+		}
+		for _, rotate := range []bool{false, true} {
+			want := wgNaN(36 * s.o * s.c)
+			wgFilter4Go(want, w, s.o, s.c, 0, s.o, rotate)
+			for _, on := range asm {
+				wgAVX512 = on
+				got := wgNaN(len(want))
+				for _, r := range [][2]int{{0, 1}, {1, s.o}} {
+					if !wgFilter4Rows(got, w, s.o, s.c, r[0], r[1], rotate) {
+						wgFilter4Go(got, w, s.o, s.c, r[0], r[1], rotate)
+					}
+				}
+				t.Run(fmt.Sprintf("o=%d,c=%d,rotate=%t/avx512=%t", s.o, s.c, rotate, on), func(t *testing.T) { wgSame(t, "u", got, want) })
+			}
+		}
+	}
+}
+
 // wgSame fails t unless got and want hold the same bits (NaNs included).
 func wgSame(t *testing.T, what string, got, want []float32) {
 	t.Helper()

@@ -3,6 +3,9 @@ package layers
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -383,4 +386,82 @@ func ExampleBatchNorm2d() {
 	// Output:
 	// train=true: y [-1.342 -0.447 0.447 1.342], running mean [0.250], var [1.0667], batches 1
 	// train=false: y [0.726 1.694 2.663 3.631], running mean [0.250], var [1.0667], batches 1
+}
+
+// TestBatchNorm2dTrainForwardMatchesTwoPasses checks the one-pass training
+// forward (bnTrainForward: statistics and normalisation per channel)
+// against the statistics of every channel first and bnForward after, bit
+// for bit, in both dtypes, on one goroutine and split, and in place.
+func TestBatchNorm2dTrainForwardMatchesTwoPasses(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		n       int // × 5 channels × 4099: 3 is under parallelMin, 6 above
+		procs   int
+		inPlace bool
+	}{
+		{"serial", 3, 1, false},
+		{"split", 6, 2, false},
+		{"split in place", 6, 3, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(tc.procs))
+			r := rand.New(rand.NewPCG(5, 9))
+			x := make([]float64, tc.n*5*4099)
+			for i := range x {
+				x[i] = 3 + 2*r.NormFloat64()
+			}
+			if err := bnOnePassVsTwo(x, tc.n, tc.inPlace); err != nil {
+				t.Errorf("float64: %v", err)
+			}
+			x32 := make([]float32, len(x))
+			for i, v := range x {
+				x32[i] = float32(v)
+			}
+			if err := bnOnePassVsTwo(x32, tc.n, tc.inPlace); err != nil {
+				t.Errorf("float32: %v", err)
+			}
+		})
+	}
+}
+
+// bnOnePassVsTwo runs bnTrainForward on x (n, 5, 4099) and the two-pass
+// reference, and returns an error naming the first thing that differs.
+func bnOnePassVsTwo[T float](x []T, n int, inPlace bool) error {
+	const c, hw, eps = 5, 4099, 1e-5
+	gamma, beta := []T{1, 0.5, -2, 3, 0}, []T{0, 1, -1, 0.25, 2}
+	wantMean, wantVar, wantInv := make([]float64, c), make([]float64, c), make([]float64, c)
+	for ch := range c {
+		var sum, sq float64
+		for i := range n {
+			sum += sum4(x[(i*c+ch)*hw : (i*c+ch+1)*hw])
+		}
+		wantMean[ch] = sum / float64(n*hw)
+		for i := range n {
+			sq += sqDev4(x[(i*c+ch)*hw:(i*c+ch+1)*hw], wantMean[ch])
+		}
+		wantVar[ch] = sq / float64(n*hw)
+		wantInv[ch] = 1 / math.Sqrt(wantVar[ch]+eps)
+	}
+	want := make([]T, len(x))
+	bnForward(want, x, gamma, beta, wantMean, wantInv, n, c, hw)
+
+	mean, variance, invstd := make([]float64, c), make([]float64, c), make([]float64, c)
+	y := make([]T, len(x))
+	if inPlace {
+		copy(y, x)
+		x = y
+	}
+	bnTrainForward(y, x, gamma, beta, mean, variance, invstd, eps, n, c, hw)
+	for _, v := range []struct {
+		name      string
+		got, want []float64
+	}{{"mean", mean, wantMean}, {"variance", variance, wantVar}, {"invstd", invstd, wantInv}} {
+		if !slices.Equal(v.got, v.want) {
+			return fmt.Errorf("%s %v, want %v", v.name, v.got, v.want)
+		}
+	}
+	if !slices.Equal(y, want) {
+		return fmt.Errorf("y differs from the two-pass result")
+	}
+	return nil
 }

@@ -85,13 +85,12 @@ func TestParallelKernelsMatchSerial(t *testing.T) {
 		out["reluGrad"] = dx
 
 		mean, variance, invstd := make([]float64, c), make([]float64, c), make([]float64, c)
-		bnMoments(mean, variance, x, n, c, h*w)
-		for i, v := range variance {
-			invstd[i] = 1 / (v + 1e-5)
-		}
 		by := make([]float32, len(x))
-		bnForward(by, x, gamma, beta, mean, invstd, n, c, h*w)
-		out["bnForward"] = by
+		bnTrainForward(by, x, gamma, beta, mean, variance, invstd, 1e-5, n, c, h*w)
+		out["bnTrainForward"] = by
+		ey := make([]float32, len(x))
+		bnForward(ey, x, gamma, beta, mean, invstd, n, c, h*w)
+		out["bnForward"] = ey
 		fwd := &bnOp{train: true, mean: mean, invstd: invstd, sumDy: make([]float64, c)}
 		dg, db := make([]float32, c), make([]float32, c)
 		bnGradGamma(dg, x, dy, fwd, n, c, h*w)
@@ -133,8 +132,8 @@ func BenchmarkNonGEMM(b *testing.B) {
 		x[i], dy[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
 	}
 	gamma, beta := make([]float32, c), make([]float32, c)
-	mean, variance := make([]float64, c), make([]float64, c)
-	dg, fwd := make([]float32, c), &bnOp{mean: mean, invstd: variance, sumDy: make([]float64, c)}
+	mean, variance, invstd := make([]float64, c), make([]float64, c), make([]float64, c)
+	dg, fwd := make([]float32, c), &bnOp{mean: mean, invstd: invstd, sumDy: make([]float64, c)}
 	g := poolGeom{n: n, c: c, h: h, w: w, k: 2, s: 2, oh: h / 2, ow: w / 2}
 	arg := make([]int32, n*c*g.oh*g.ow)
 	for _, k := range []struct {
@@ -143,8 +142,8 @@ func BenchmarkNonGEMM(b *testing.B) {
 	}{
 		{"relu", func() { relu(y, x) }},
 		{"reluGrad", func() { reluGrad(y, x, dy) }},
-		{"bnMoments", func() { bnMoments(mean, variance, x, n, c, h*w) }},
-		{"bnForward", func() { bnForward(y, x, gamma, beta, mean, variance, n, c, h*w) }},
+		{"bnTrainForward", func() { bnTrainForward(y, x, gamma, beta, mean, variance, invstd, 1e-5, n, c, h*w) }},
+		{"bnForward", func() { bnForward(y, x, gamma, beta, mean, invstd, n, c, h*w) }},
 		{"bnGradGamma", func() { bnGradGamma(dg, x, dy, fwd, n, c, h*w) }},
 		{"maxPool", func() { maxPool(g, y[:len(arg)], arg, x) }},
 		{"maxPoolGrad", func() { maxPoolGrad(g, y, arg, dy[:len(arg)]) }},

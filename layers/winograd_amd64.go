@@ -197,6 +197,9 @@ func wgOutRows4(y, q []float32, plane, ld, hw, nc, w, tw, rows int, b []float32)
 	wgOutRow4AVX512(&y[0], &q[0], plane, ld, hw, nc, w, tw, rows, bp)
 }
 
+// The run kernels of F(4×4, 3×3), reading (writing) each vector in 1, 2
+// or 4 parts (none, H, Q): see wgRun4.
+
 //go:noescape
 func wgInRun4AVX512(q *float32, plane, ld int, x *float32, hw, c0, c1 int, off *int64, msk *uint16, n, m0, m5 int)
 
@@ -204,48 +207,58 @@ func wgInRun4AVX512(q *float32, plane, ld int, x *float32, hw, c0, c1 int, off *
 func wgInRun4HAVX512(q *float32, plane, ld int, x *float32, hw, c0, c1 int, off *int64, msk *uint16, n, m0, m5 int)
 
 //go:noescape
+func wgInRun4QAVX512(q *float32, plane, ld int, x *float32, hw, c0, c1 int, off *int64, msk *uint16, n, m0, m5 int)
+
+//go:noescape
 func wgOutRun4AVX512(y, q *float32, plane, ld, hw, o0, o1 int, off *int64, msk *uint16, n int, bias *float32)
 
 //go:noescape
 func wgOutRun4HAVX512(y, q *float32, plane, ld, hw, o0, o1 int, off *int64, msk *uint16, n int, bias *float32)
 
+//go:noescape
+func wgOutRun4QAVX512(y, q *float32, plane, ld, hw, o0, o1 int, off *int64, msk *uint16, n int, bias *float32)
+
+// wgRun4Parts is the number of parts of 16/parts lanes, each from one row
+// of tw tiles, in which the run kernels read or write a vector of 16
+// columns: 1 for rows of 4 tiles (16 columns) or more, 2 for rows of 2, 4
+// for single tiles.
+func wgRun4Parts(tw int) int { return max(1, 4/tw) }
+
 // wgRun4 builds the table of the run kernels (winograd_asm_gen.go) for
-// ts, whole rows of tw = 2, 4 or 8 F(4×4, 3×3) tiles one after another,
-// laid side by side 16 tiles at a time: for each group of 16 tiles, per
-// row r of rows (the tiles' input rows, 6, or output rows, 4) and each of
-// the 4 vectors v of 16 columns, the offset (floats, from the channel's
-// start) of the tile row's data and the mask of its lanes, twice (lanes
-// 0–7 and 8–15, from two rows of tiles) when tw is 2. at(tl, r) returns
-// the offset of row r of the tile tl and whether it lies in the map.
+// ts, whole rows of tw = 1, 2, 4 or 8 F(4×4, 3×3) tiles one after
+// another, laid side by side 16 tiles at a time: for each group of 16
+// tiles, per row r of rows (the tiles' input rows, 6, or output rows, 4),
+// each of the 4 vectors v of 16 columns and each of its wgRun4Parts
+// parts, the offset (floats, from the channel's start) of the tile row's
+// data, less the part's first lane, and the mask of its lanes. at(tl, r)
+// returns the offset of row r of the tile tl and whether it lies in the
+// map.
 func wgRun4(ts []wgTile, w, tw, rows int, at func(tl wgTile, r int) (int, bool)) ([]int64, []uint16) {
 	groups := (len(ts) + 15) / 16
-	ent := 2 * 4 * rows
+	parts := wgRun4Parts(tw)
+	lanes := 16 / parts
+	ent := parts * 4 * rows
 	off, msk := make([]int64, ent*groups), make([]uint16, ent*groups)
 	for g := range groups {
 		for v := range 4 {
-			for hf := range 2 {
-				vc := 16*v + 8*hf // the column of lane 8hf among the 64
+			for h := range parts {
+				vc := 16*v + lanes*h // the column of lane lanes·h among the 64
 				k := 16*g + vc/(4*tw)*tw
 				if k >= len(ts) {
 					continue
 				}
 				col := vc % (4 * tw)
 				var m uint16
-				for l := range 8 {
+				for l := range lanes {
 					if col+l < w {
-						m |= 1 << (8*hf + l)
+						m |= 1 << (lanes*h + l)
 					}
 				}
 				for r := range rows {
-					o, ok := at(ts[k], r)
-					if !ok {
-						continue
+					if o, ok := at(ts[k], r); ok {
+						e := ent*g + parts*(rows*v+r) + h
+						off[e], msk[e] = int64(o+col-lanes*h), m
 					}
-					e := ent*g + 2*(rows*v+r)
-					if tw == 2 {
-						e += hf
-					}
-					off[e], msk[e] = int64(o+col-8*hf), msk[e]|m
 				}
 			}
 		}
@@ -255,7 +268,7 @@ func wgRun4(ts []wgTile, w, tw, rows int, at func(tl wgTile, r int) (int, bool))
 
 // wgRun4Tiles reports whether wgInRun4 and wgOutRun4 take rows of tw
 // tiles.
-func wgRun4Tiles(tw int) bool { return wgAVX512 && (tw == 2 || tw == 4 || tw == 8) }
+func wgRun4Tiles(tw int) bool { return wgAVX512 && (tw == 1 || tw == 2 || tw == 4 || tw == 8) }
 
 // wgInRun4 writes the input transform of ts, whole rows of tw tiles one
 // after another (see wgRun4), channels [c0, c1) of x, into q (tile ts[0]
@@ -282,10 +295,8 @@ func wgInRun4(q, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) bool {
 		}
 	}
 	_ = q[(c1-1)*ld+35*plane+len(ts)-1]
-	kernel := wgInRun4AVX512
-	if tw == 2 {
-		kernel = wgInRun4HAVX512
-	}
+	kernel := [...]func(q *float32, plane, ld int, x *float32, hw, c0, c1 int, off *int64, msk *uint16, n, m0, m5 int){
+		1: wgInRun4AVX512, 2: wgInRun4HAVX512, 4: wgInRun4QAVX512}[wgRun4Parts(tw)]
 	kernel(&q[0], plane, ld, &x[0], hw, c0, c1, &off[0], &msk[0], len(ts), m0, m5)
 	return true
 }
@@ -309,10 +320,8 @@ func wgOutRun4(y, q []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []flo
 	if b != nil {
 		bp = &b[:o1][0]
 	}
-	kernel := wgOutRun4AVX512
-	if tw == 2 {
-		kernel = wgOutRun4HAVX512
-	}
+	kernel := [...]func(y, q *float32, plane, ld, hw, o0, o1 int, off *int64, msk *uint16, n int, bias *float32){
+		1: wgOutRun4AVX512, 2: wgOutRun4HAVX512, 4: wgOutRun4QAVX512}[wgRun4Parts(tw)]
 	kernel(&y[0], &q[0], plane, ld, hw, o0, o1, &off[0], &msk[0], len(ts), bp)
 	return true
 }

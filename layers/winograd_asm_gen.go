@@ -34,10 +34,10 @@ func main() {
 	filter()
 	input4()
 	output4()
-	inputRun4(false)
-	inputRun4(true)
-	outputRun4(false)
-	outputRun4(true)
+	for _, parts := range []int{1, 2, 4} {
+		inputRun4(parts)
+		outputRun4(parts)
+	}
 	filter4(false)
 	filter4(true)
 	if err := os.WriteFile("winograd_amd64.s", []byte(b.String()), 0o644); err != nil {
@@ -563,7 +563,7 @@ func filter() {
 // In wgInRow4AVX512 and wgOutRow4AVX512 the 64 columns are those of one
 // row of tiles (maps ≥ 16 wide, 16 tiles at a time along the row); in the
 // run kernels (wgInRun4AVX512…, wgOutRun4AVX512…) 16/tw rows of tw tiles
-// (2, 4 or 8) each, their columns read and written through a table of
+// (1, 2, 4 or 8) each, their columns read and written through a table of
 // offsets and masks per group of 16 tiles.
 
 // in4Pair computes rows pair of Bᵀ·d (pairs (1, 2), (3, 4), (0, 5)) from
@@ -742,20 +742,24 @@ func input4() {
 	p("RET")
 }
 
-// inputRun4 writes wgInRun4AVX512 (or, with halves, wgInRun4HAVX512): the
-// input transform of n tiles, rows of tw = 2, 4 or 8 tiles laid side by
-// side, for channels [c0, c1). Group g of 16 tiles reads its input row i's
-// columns 16v … 16v + 15 (v < 4) from x + c·hw + off[48g + 2(6v + i) + h]
-// (in floats) under the mask msk[48g + 2(6v + i) + h], h = 0 (with halves also h = 1,
-// merged: the upper 8 lanes from another row of tiles); d0 is P3 shifted
-// one lane up and d5 P0 one lane down, zero in the lanes off the masks m0
-// and m5 (the first and last tile of each row). Results go to
-// q + c·ld + 16g + lane, planes plane floats apart, for the lanes under n.
-func inputRun4(halves bool) {
-	name := "wgInRun4AVX512"
-	if halves {
-		name = "wgInRun4HAVX512"
-	}
+// runName is the name of a run kernel reading or writing each vector in
+// parts loads or stores (1, 2 or 4).
+func runName(base string, parts int) string {
+	return base + map[int]string{1: "", 2: "H", 4: "Q"}[parts] + "AVX512"
+}
+
+// inputRun4 writes wgInRun4AVX512 (parts 1), wgInRun4HAVX512 (2) or
+// wgInRun4QAVX512 (4): the input transform of n tiles, rows of tw = 8 or
+// 4, 2, 1 tiles laid side by side, for channels [c0, c1). Group g of 16
+// tiles reads its input row i's columns 16v … 16v + 15 (v < 4) in parts
+// loads, the lanes of each from another row of tiles: part h from
+// x + c·hw + off[24·parts·g + parts(6v + i) + h] (in floats) under the
+// mask msk[same]. d0 is P3 shifted one lane up and d5 P0 one lane down,
+// zero in the lanes off the masks m0 and m5 (the first and last tile of
+// each row). Results go to q + c·ld + 16g + lane, planes plane floats
+// apart, for the lanes under n.
+func inputRun4(parts int) {
+	name := runName("wgInRun4", parts)
 	fmt.Fprintf(&b, "\n// func %s(q *float32, plane, ld int, x *float32, hw, c0, c1 int, off *int64, msk *uint16, n, m0, m5 int)\n", name)
 	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-96\n", name)
 	l := func(s string) string { return name + s }
@@ -793,13 +797,13 @@ func inputRun4(halves bool) {
 	for _, pr := range in4Pairs {
 		for v := range 4 {
 			for _, k := range pr.need {
-				e := 2 * (6*v + k)
+				e := parts * (6*v + k)
 				p("MOVQ %d(R12), CX", 8*e)
 				p("KMOVW %d(R9), K1", 2*e)
 				p("VMOVUPS.Z (SI)(CX*4), K1, Z%d", k)
-				if halves {
-					p("MOVQ %d(R12), CX", 8*(e+1))
-					p("KMOVW %d(R9), K1", 2*(e+1))
+				for h := 1; h < parts; h++ {
+					p("MOVQ %d(R12), CX", 8*(e+h))
+					p("KMOVW %d(R9), K1", 2*(e+h))
 					p("VMOVUPS (SI)(CX*4), K1, Z%d", k)
 				}
 			}
@@ -818,8 +822,8 @@ func inputRun4(halves bool) {
 		}
 	}
 	p("ADDQ $16, AX")
-	p("ADDQ $384, R12")
-	p("ADDQ $96, R9")
+	p("ADDQ $%d, R12", 8*24*parts)
+	p("ADDQ $%d, R9", 2*24*parts)
 	p("JMP " + l("loop"))
 	label(l("next"))
 	p("INCQ DX")
@@ -1013,19 +1017,16 @@ func output4() {
 	p("RET")
 }
 
-// outputRun4 writes wgOutRun4AVX512 (or, with halves,
-// wgOutRun4HAVX512): the output transform (+ b[o] unless b is nil) of n
-// tiles, rows of tw = 2, 4 or 8 tiles laid side by side, for output
+// outputRun4 writes wgOutRun4AVX512 (parts 1), wgOutRun4HAVX512 (2) or
+// wgOutRun4QAVX512 (4): the output transform (+ b[o] unless b is nil) of
+// n tiles, rows of tw = 8 or 4, 2, 1 tiles laid side by side, for output
 // channels [o0, o1), from q + o·ld + tile (planes plane floats apart).
-// Group g of 16 tiles writes output row r's columns 16v … 16v + 15 to
-// y + o·hw + off[32g + 2(4v + r) + h] (in floats) under msk[32g + 2(4v + r) + h],
-// h = 0 (with halves also h = 1: the upper 8 lanes, to another row of
-// tiles).
-func outputRun4(halves bool) {
-	name := "wgOutRun4AVX512"
-	if halves {
-		name = "wgOutRun4HAVX512"
-	}
+// Group g of 16 tiles writes output row r's columns 16v … 16v + 15 in
+// parts stores, the lanes of each to another row of tiles: part h to
+// y + o·hw + off[16·parts·g + parts(4v + r) + h] (in floats) under
+// msk[same].
+func outputRun4(parts int) {
+	name := runName("wgOutRun4", parts)
 	fmt.Fprintf(&b, "\n// func %s(y, q *float32, plane, ld, hw, o0, o1 int, off *int64, msk *uint16, n int, bias *float32)\n", name)
 	fmt.Fprintf(&b, "TEXT ·%s(SB), NOSPLIT, $0-88\n", name)
 	l := func(s string) string { return name + s }
@@ -1058,20 +1059,17 @@ func outputRun4(halves bool) {
 	p("LEAQ (R12)(AX*4), R8") // plane 0 at the first tile
 	out4Tiles(func(r int) {
 		for v, z := range []int{4, 0, 5, 1} {
-			e := 2 * (4*v + r)
-			p("MOVQ %d(R10), CX", 8*e)
-			p("KMOVW %d(R9), K2", 2*e)
-			p("VMOVUPS Z%d, K2, (SI)(CX*4)", z)
-			if halves {
-				p("MOVQ %d(R10), CX", 8*(e+1))
-				p("KMOVW %d(R9), K2", 2*(e+1))
+			e := parts * (4*v + r)
+			for h := range parts {
+				p("MOVQ %d(R10), CX", 8*(e+h))
+				p("KMOVW %d(R9), K2", 2*(e+h))
 				p("VMOVUPS Z%d, K2, (SI)(CX*4)", z)
 			}
 		}
 	})
 	p("ADDQ $16, AX")
-	p("ADDQ $256, R10")
-	p("ADDQ $64, R9")
+	p("ADDQ $%d, R10", 8*16*parts)
+	p("ADDQ $%d, R9", 2*16*parts)
 	p("JMP " + l("loop"))
 	label(l("next"))
 	p("INCQ DX")

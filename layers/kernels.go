@@ -1,19 +1,24 @@
 package layers
 
-import "github.com/gozoo/gozoo/internal/sgemm"
+import (
+	"fmt"
+
+	"github.com/gozoo/gozoo/internal/sgemm"
+)
 
 // Kernels names the compute kernels this process runs, for benchmark
 // reports: the float32 GEMM's instruction set ("avx512", "avx2" or "go"),
 // and which algorithm the 3×3 stride-1 convolutions use: Winograd
-// F(2×2, 3×3), F(4×4, 3×3) on maps of 8×8 and more with ZOO_CONV=f4, or
-// the direct im2col path (ZOO_CONV=direct).
+// F(4×4, 3×3) on maps of 16×16 and more and F(2×2, 3×3) below (the
+// default; F(4×4) from 8×8 with ZOO_CONV=f4), F(2×2, 3×3) everywhere
+// (ZOO_CONV=f2), or the direct im2col path (ZOO_CONV=direct).
 func Kernels() string {
-	conv := "winograd F(2x2,3x3) (3x3 pad 1 stride 1, ≥16 channels, float32), else im2col+gemm"
+	conv := "winograd F(2x2,3x3) (3x3 pad 1 stride 1, ≥16 channels, float32; ZOO_CONV=f2), else im2col+gemm"
 	switch {
 	case convDirect:
 		conv = "im2col+gemm (ZOO_CONV=direct)"
 	case wgF4On:
-		conv = "winograd F(4x4,3x3) on maps of 8x8 and more, F(2x2,3x3) below (3x3 pad 1 stride 1, ≥16 channels, float32; ZOO_CONV=f4), else im2col+gemm"
+		conv = fmt.Sprintf("winograd F(4x4,3x3) on maps of %dx%d and more, F(2x2,3x3) below (3x3 pad 1 stride 1, ≥16 channels, float32), else im2col+gemm", wgF4MinSide, wgF4MinSide)
 	}
 	return "sgemm " + sgemm.Kernel() + "; conv " + conv
 }

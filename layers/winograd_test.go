@@ -329,16 +329,19 @@ func TestWinogradChosen(t *testing.T) {
 			t.Errorf("%s: winograd() = %t, want %t", tt.name, got, tt.want)
 		}
 	}
-	defer func(old bool) { wgF4On = old }(wgF4On)
-	for _, on := range []bool{false, true} {
-		wgF4On = on
+	defer func(on bool, min int) { wgF4On, wgF4MinSide = on, min }(wgF4On, wgF4MinSide)
+	for _, tc := range []struct {
+		conv string
+		f4   int // the smallest map side on F(4×4)
+	}{{"", 16}, {"f4", 8}, {"f2", 0}} {
+		wgF4On, wgF4MinSide = tc.conv != "f2", wgF4Min(tc.conv)
 		for _, hw := range []int{2, 4, 8, 16, 32} {
 			want := 2
-			if on && hw >= 8 {
+			if tc.f4 > 0 && hw >= tc.f4 {
 				want = 4
 			}
 			if got := (convGeom{h: hw, w: hw}).wgAlg().m; got != want {
-				t.Errorf("wgF4On %t, %d×%d map: F(%d×%d), want F(%d×%d)", on, hw, hw, got, got, want, want)
+				t.Errorf("ZOO_CONV=%q, %d×%d map: F(%d×%d), want F(%d×%d)", tc.conv, hw, hw, got, got, want, want)
 			}
 		}
 	}

@@ -23,11 +23,12 @@ import (
 // small feature maps (under 256 output pixels) one GEMM spans several
 // images instead, and itself runs on every CPU. float32 3×3 convolutions
 // with stride 1 and padding 1 and at least 16 input and output channels
-// (all of VGG's but the first) run their forward pass and both gradients
-// on Winograd F(2×2, 3×3) instead (winograd.go, winograd_dw.go);
-// ZOO_CONV=direct in the environment at start forces im2col and GEMM for
-// every convolution, and ZOO_CONV=f4 puts maps of 8×8 and more on
-// F(4×4, 3×3) (forward and input gradient only).
+// (all of VGG's but the first) run on Winograd instead (winograd.go,
+// winograd_dw.go): the forward pass and input gradient on F(4×4, 3×3) for
+// maps of 16×16 and more and F(2×2, 3×3) below, the weight gradient on
+// F(2×2, 3×3). ZOO_CONV in the environment at start changes that:
+// direct forces im2col and GEMM for every convolution, f2 keeps F(2×2)
+// everywhere, f4 takes F(4×4) down to 8×8 maps.
 func Conv2d(x, w, b *G.Node, stride, padding int) (*G.Node, error) {
 	g, err := convGeometry(x, w, b, stride, padding)
 	if err != nil {

@@ -28,9 +28,10 @@ import (
 // a nonzero term (wgFilterAdjoint, wgSupport).
 
 // wgGradWeight reports whether the float32 weight gradient of g runs on
-// Winograd (winogradGradWeight): when its forward pass does on F(2×2, 3×3).
-// F(4×4, 3×3) (wgF4On) keeps the direct weight gradient.
-func (g convGeom) wgGradWeight() bool { return g.winograd() && g.wgAlg().m == 2 }
+// Winograd (winogradGradWeight, always F(2×2, 3×3)): whenever its forward
+// pass runs on Winograd, F(2×2) or F(4×4). It transforms its own input
+// blocks, so nothing ties it to the forward's algorithm.
+func (g convGeom) wgGradWeight() bool { return g.winograd() }
 
 // winogradGradWeight overwrites dw (O, C, 3, 3) with the weight gradient
 // of the 3×3 stride-1 padding-1 convolution g, from its input x (N, C, H, W)

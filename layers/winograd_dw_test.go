@@ -223,8 +223,8 @@ func TestWinogradGradWeightBlocks(t *testing.T) {
 }
 
 // TestWinogradGradWeightChosen pins which weight gradients run on
-// Winograd: those whose forward pass does on F(2×2, 3×3); none under
-// ZOO_CONV=direct (convDirect) or on F(4×4, 3×3) maps (wgF4On).
+// Winograd: those whose forward pass does, on F(2×2, 3×3) or F(4×4, 3×3);
+// none under ZOO_CONV=direct (convDirect).
 func TestWinogradGradWeightChosen(t *testing.T) {
 	vgg := convGeom{c: 64, o: 64, h: 32, w: 32, kh: 3, kw: 3, stride: 1, pad: 1}
 	small := vgg
@@ -243,7 +243,7 @@ func TestWinogradGradWeightChosen(t *testing.T) {
 		{"first layer 3→64", first, false, false, false},
 		{"64→15", narrow, false, false, false},
 		{"ZOO_CONV=direct", vgg, true, false, false},
-		{"ZOO_CONV=f4, 32×32 map", vgg, false, true, false},
+		{"ZOO_CONV=f4, 32×32 map", vgg, false, true, true},
 		{"ZOO_CONV=f4, 4×4 map", small, false, true, true},
 	}
 	defer func(d, f bool) { convDirect, wgF4On = d, f }(convDirect, wgF4On)

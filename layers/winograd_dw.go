@@ -3,6 +3,7 @@ package layers
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gozoo/gozoo/internal/sgemm"
 )
@@ -94,15 +95,21 @@ func winogradGradWeight(g convGeom, dw, x, dy []float32) {
 		wgSplit(np, o*c*cnt, gemms)
 		beta = 1
 	}
-	sup := &wgSupport{g: g, x: x, dy: dy, buf: &kept.masks}
+	if cap(kept.taps) < c {
+		kept.taps = make([]uint32, c)
+	}
+	taps := kept.taps[:c]
+	clear(taps)
+	sup := &wgSupport{g: g, x: x, dy: dy, buf: &kept.masks, taps: taps}
 	wgSplit(o, np*o*c, func(lo, hi int) { wgFilterAdjoint(g, dw, du, sup, lo, hi) })
 }
 
 // wgDWBufs is winogradGradWeight's scratch besides wgBufs: its tile list
-// and wgSupport's masks. Buffers only grow.
+// and wgSupport's masks and taps. Buffers only grow.
 type wgDWBufs struct {
 	tiles []wgTile
 	masks []uint64
+	taps  []uint32
 }
 
 // wgDWShared is kept with wgShared's buffers and guarded by its lock.
@@ -132,15 +139,86 @@ const wgZeroTol = 1e-4
 // is all 0. Scanning pixels alone, a layer whose input channels were
 // nearly dead (one nonzero pixel in the whole batch) took 20× as long as
 // the direct path (64→64, 32×32, batch 64); with the masks, 1.4×.
+//
+// Where dy's channel o has no zero at all (dyFull: BatchNorm's gradient),
+// the answer depends on c and the tap only: whether x's channel c has a
+// nonzero pixel that the tap pairs with some output (xTaps, computed once
+// per channel on first need into taps and shared by every o).
 type wgSupport struct {
 	g     convGeom
 	x, dy []float32
 	buf   *[]uint64
+	taps  []uint32 // (C): xTaps' results, 0 until known; zeroed by the caller
 
 	once   sync.Once
 	words  int      // per mask
 	xm, dm []uint64 // (N, C, words) and (N, O, words)
 	xany   []uint64 // bit n·C + c: x[n, c] has a nonzero pixel
+}
+
+// wgTapsKnown marks a result of xTaps as computed (taps' entries are 0
+// until then).
+const wgTapsKnown = 1 << 9
+
+// dyFull reports whether dy's channel o has no zero in any image.
+func (s *wgSupport) dyFull(o int) bool {
+	hw := s.g.h * s.g.w
+	for n := range s.g.n {
+		for _, v := range s.dy[(n*s.g.o+o)*hw:][:hw] {
+			if v == 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// xTaps returns the taps (a, b) of g, bit 3a+b, for which x's channel c
+// has a nonzero pixel that the tap pairs with an output pixel in some
+// image, with wgTapsKnown set: where dy is full, the taps whose sums have
+// a nonzero term. Pixel (i, j) pairs with output (i−a+1, j−b+1), so row 0
+// serves taps a ≤ 1, row h−1 taps a ≥ 1, the others all three (columns
+// alike); the scan stops once all 9 are found. It is safe for concurrent
+// use: a result computed twice is the same.
+func (s *wgSupport) xTaps(c int) uint32 {
+	if t := atomic.LoadUint32(&s.taps[c]); t != 0 {
+		return t
+	}
+	g := s.g
+	hw := g.h * g.w
+	var t uint32
+	for n := range g.n {
+		xc := s.x[(n*g.c+c)*hw:][:hw]
+		for i := range g.h {
+			rows := wgEdgeTaps(i, g.h)
+			for j, v := range xc[i*g.w:][:g.w] {
+				if v != 0 {
+					cols := wgEdgeTaps(j, g.w)
+					t |= (rows&1)*cols | (rows>>1&1)*cols<<3 | (rows>>2)*cols<<6
+				}
+			}
+		}
+		if t == 1<<9-1 {
+			break
+		}
+	}
+	t |= wgTapsKnown
+	atomic.StoreUint32(&s.taps[c], t)
+	return t
+}
+
+// wgEdgeTaps returns the tap offsets a (bit a) that pair pixel row i of
+// a map of h rows with an output row: a = 0 unless i is the last row, 1,
+// and 2 unless it is the first.
+func wgEdgeTaps(i, h int) uint32 {
+	t := uint32(2)
+	if i < h-1 {
+		t |= 1
+	}
+	if i > 0 {
+		t |= 4
+	}
+	return t
 }
 
 // wgQuickChecks is the number of pixels wgSupport.meets scans before it
@@ -316,17 +394,52 @@ func wgFilterAdjoint(g convGeom, dw, du []float32, sup *wgSupport, o0, o1 int) {
 		}
 		row := dw[r*c*9:][:c*9]
 		top, least := wgExtremes(row)
-		tiny := wgZeroTol * math.Float32frombits(top)
-		if least >= math.Float32bits(tiny) {
+		tiny := math.Float32bits(wgZeroTol * math.Float32frombits(top))
+		if least >= tiny {
 			continue
 		}
-		for i, v := range row {
-			if v != 0 && abs32(v) <= tiny && !sup.meets(r, i/9, i%9/3, i%3) {
+		wgZeroUnmet(row, tiny, r, sup)
+	}
+}
+
+// wgZeroUnmet sets to 0 the elements of row o of dW, row (C·9), at most
+// tiny (as bits of |v|) and not 0 whose sums have no nonzero term (sup).
+// It gathers them without branches, wgZeroBatch elements at a time, and
+// asks sup by meets, or by xTaps once dy's channel o is known to be full
+// (dyFull, scanned when a batch has so many that their wgQuickChecks could
+// cost more).
+func wgZeroUnmet(row []float32, tiny uint32, o int, sup *wgSupport) {
+	const sign = 1 << 31
+	var idx [wgZeroBatch]int32
+	full, known := false, false
+	scan := sup.g.n * sup.g.h * sup.g.w
+	for i0 := 0; i0 < len(row); i0 += wgZeroBatch {
+		k := 0
+		for i, v := range row[i0:min(i0+wgZeroBatch, len(row))] {
+			// |v|−1 < tiny, unsigned: 0 < |v| ≤ tiny.
+			idx[k] = int32(i0 + i)
+			k += int((uint64(math.Float32bits(v)&^sign-1) - uint64(tiny)) >> 63)
+		}
+		if !known && k*wgQuickChecks >= scan {
+			full, known = sup.dyFull(o), true
+		}
+		for _, i := range idx[:k] {
+			c, t := int(i)/9, int(i)%9
+			var meets bool
+			if full {
+				meets = sup.xTaps(c)&(1<<t) != 0
+			} else {
+				meets = sup.meets(o, c, t/3, t%3)
+			}
+			if !meets {
 				row[i] = 0
 			}
 		}
 	}
 }
+
+// wgZeroBatch is the number of elements wgZeroUnmet screens at a time.
+const wgZeroBatch = 512
 
 // wgExtremes returns the largest |v| of vs and the smallest nonzero one
 // less 1 (math.MaxUint32 when there is none), as bits: their order is the

@@ -63,33 +63,52 @@ func TestWinogradGradWeight(t *testing.T) {
 // there: Adam would turn noise in place of a 0 into a full step. The maps
 // are ReLU-like (70% zeros), or with dead input channels (from channel 4
 // on, one nonzero pixel in the last image), whose checks go past
-// wgQuickChecks to the masks.
+// wgQuickChecks to the masks. With dense dy (BatchNorm's gradient: no
+// zero, so wgZeroUnmet answers by xTaps once it has many candidates), x is
+// sparse; deadDy zeroes dy's channels from 3 on but for one pixel, and its
+// channel 1 whole, whose row of dW must come out 0.
 func TestWinogradGradWeightZeros(t *testing.T) {
 	for i, c := range []struct {
-		n, c, o, h, w int
-		dead          bool
+		n, c, o, h, w         int
+		dead, denseDy, deadDy bool
 	}{
-		{2, 16, 16, 1, 1, false},
-		{1, 32, 32, 2, 2, false},
-		{2, 16, 24, 2, 2, false},
-		{1, 16, 16, 3, 3, false},
-		{2, 32, 16, 4, 4, false},
-		{1, 16, 16, 5, 7, false},
-		{4, 16, 16, 2, 2, true},
-		{3, 16, 20, 9, 11, true},
-		{2, 16, 16, 32, 32, true},
+		{2, 16, 16, 1, 1, false, false, false},
+		{1, 32, 32, 2, 2, false, false, false},
+		{2, 16, 24, 2, 2, false, false, false},
+		{1, 16, 16, 3, 3, false, false, false},
+		{2, 32, 16, 4, 4, false, false, false},
+		{1, 16, 16, 5, 7, false, false, false},
+		{4, 16, 16, 2, 2, true, false, false},
+		{3, 16, 20, 9, 11, true, false, false},
+		{2, 16, 16, 32, 32, true, false, false},
+		{8, 64, 32, 2, 2, false, true, false},
+		{4, 48, 16, 1, 1, false, true, false},
+		{2, 32, 16, 4, 4, true, true, false},
+		{2, 32, 16, 3, 5, false, true, false},
+		{4, 16, 16, 2, 2, true, false, true},
+		{2, 32, 16, 4, 4, false, false, true},
 	} {
 		g := convGeom{n: c.n, c: c.c, h: c.h, w: c.w, o: c.o, kh: 3, kw: 3, stride: 1, pad: 1, oh: c.h, ow: c.w}
-		t.Run(fmt.Sprintf("%v/dead=%t", g, c.dead), func(t *testing.T) {
-			x, dy := wgSparse(randDense(uint64(100+i), g.n, g.c, g.h, g.w)), wgSparse(randDense(uint64(200+i), g.n, g.o, g.h, g.w))
+		t.Run(fmt.Sprintf("%v/dead=%t/denseDy=%t/deadDy=%t", g, c.dead, c.denseDy, c.deadDy), func(t *testing.T) {
+			x, dy := wgSparse(randDense(uint64(100+i), g.n, g.c, g.h, g.w)), randDense(uint64(200+i), g.n, g.o, g.h, g.w)
+			if !c.denseDy {
+				dy = wgSparse(dy)
+			}
+			hw := g.h * g.w
 			if c.dead {
 				x = randDense(uint64(100+i), g.n, g.c, g.h, g.w)
-				hw := g.h * g.w
 				for k, v := range data[float64](x) {
 					if img, ch, px := k/(g.c*hw), k/hw%g.c, k%hw; ch >= 4 && (img != g.n-1 || px != hw/2) {
 						v = 0
 					}
 					data[float64](x)[k] = v
+				}
+			}
+			if c.deadDy {
+				for k := range data[float64](dy) {
+					if img, ch, px := k/(g.o*hw), k/hw%g.o, k%hw; ch == 1 || ch >= 3 && (img != 0 || px != 0) {
+						data[float64](dy)[k] = 0
+					}
 				}
 			}
 			want := make([]float64, g.o*g.c*9)
@@ -110,6 +129,9 @@ func TestWinogradGradWeightZeros(t *testing.T) {
 			}
 			if wrong > 0 {
 				t.Errorf("%d elements of %d are 0 in one of Winograd and direct only (%d zeros in direct)", wrong, len(want), zeros)
+			}
+			if c.deadDy && slices.ContainsFunc(got[g.c*9:2*g.c*9], func(v float32) bool { return v != 0 }) {
+				t.Errorf("row 1 of dW (dy's channel 1 all 0) has nonzero elements")
 			}
 			if e := wgRelErr(got, want); !(e <= 1e-4) {
 				t.Errorf("max|diff|/max|ref| = %.3g, want ≤ 1e-4", e)
@@ -133,34 +155,44 @@ func wgSparse(d *tensor.Dense) *tensor.Dense {
 // across words included) and its answer (meets) against a scan of every
 // pixel, for every output channel, input channel and tap, on sparse maps
 // (the entries of a uniform [-1, 1) under cut zeroed) of 1 to 19 words per
-// mask.
+// mask; and dyFull and xTaps, which stand for meets where dy's channel is
+// full (the cases with dense dy, dyCut −1), against the same scans.
 func TestWinogradSupport(t *testing.T) {
 	for i, c := range []struct {
 		n, c, o, h, w int
-		cut           float64
+		cut, dyCut    float64
 	}{
-		{3, 2, 3, 1, 1, 0},
-		{2, 3, 2, 2, 2, 0.4},
-		{2, 2, 3, 5, 7, 0.8},
-		{3, 3, 2, 9, 11, 0.8},
-		{2, 2, 2, 14, 3, 0.8},
-		{1, 2, 2, 32, 32, 0.96},
+		{3, 2, 3, 1, 1, 0, 0},
+		{2, 3, 2, 2, 2, 0.4, 0.4},
+		{2, 2, 3, 5, 7, 0.8, 0.8},
+		{3, 3, 2, 9, 11, 0.8, 0.8},
+		{2, 2, 2, 14, 3, 0.8, 0.8},
+		{1, 2, 2, 32, 32, 0.96, 0.96},
+		{3, 3, 2, 1, 1, 0.4, -1},
+		{4, 3, 2, 2, 2, 0.9, -1},
+		{2, 4, 2, 1, 5, 0.8, -1},
+		{2, 4, 3, 3, 3, 0.9, -1},
+		{3, 4, 2, 9, 11, 0.99, -1},
 	} {
 		g := convGeom{n: c.n, c: c.c, h: c.h, w: c.w, o: c.o, kh: 3, kw: 3, stride: 1, pad: 1, oh: c.h, ow: c.w}
 		t.Run(g.String(), func(t *testing.T) {
-			sparse := func(d *tensor.Dense) []float32 {
+			sparse := func(d *tensor.Dense, cut float64) []float32 {
 				for j, v := range data[float64](d) {
-					if v < c.cut {
+					if v < cut {
 						data[float64](d)[j] = 0
 					}
 				}
 				return data[float32](toFloat32(d))
 			}
-			x, dy := sparse(randDense(uint64(300+i), g.n, g.c, g.h, g.w)), sparse(randDense(uint64(400+i), g.n, g.o, g.h, g.w))
-			s := &wgSupport{g: g, x: x, dy: dy, buf: new([]uint64)}
+			x, dy := sparse(randDense(uint64(300+i), g.n, g.c, g.h, g.w), c.cut), sparse(randDense(uint64(400+i), g.n, g.o, g.h, g.w), c.dyCut)
+			s := &wgSupport{g: g, x: x, dy: dy, buf: new([]uint64), taps: make([]uint32, g.c)}
 			hw := g.h * g.w
 			meetsCount := 0
 			for o := range g.o {
+				full := !slices.Contains(wgChannel(dy, g.n, g.o, hw, o), 0)
+				if got := s.dyFull(o); got != full {
+					t.Errorf("o %d: dyFull = %t, want %t", o, got, full)
+				}
 				for ch := range g.c {
 					for a := range 3 {
 						for b := range 3 {
@@ -184,6 +216,11 @@ func TestWinogradSupport(t *testing.T) {
 							if got := s.meets(o, ch, a, b); got != want {
 								t.Errorf("o %d, c %d, tap (%d, %d): meets = %t, want %t", o, ch, a, b, got, want)
 							}
+							if full {
+								if got := s.xTaps(ch)&(1<<(3*a+b)) != 0; got != want {
+									t.Errorf("o %d (dy full), c %d, tap (%d, %d): xTaps has it %t, want %t", o, ch, a, b, got, want)
+								}
+							}
 						}
 					}
 				}
@@ -193,6 +230,15 @@ func TestWinogradSupport(t *testing.T) {
 			}
 		})
 	}
+}
+
+// wgChannel returns channel ch of d (n, chans, hw) over all the images.
+func wgChannel(d []float32, n, chans, hw, ch int) []float32 {
+	var out []float32
+	for img := range n {
+		out = append(out, d[(img*chans+ch)*hw:][:hw]...)
+	}
+	return out
 }
 
 // TestWinogradGradWeightBlocks checks a weight gradient of many blocks of

@@ -3,7 +3,6 @@ package layers
 import (
 	"fmt"
 	"hash"
-	"runtime"
 	"sync"
 
 	"github.com/chewxy/hm"
@@ -342,7 +341,7 @@ func convForward[T float](s *convScratch, g convGeom, nb int, y, x, w, b []T) {
 				cols[k] = slot(bufs, k, g.ckk()*ohw)
 			}
 		}
-		splitWork(g.n, func(k, lo, hi int) {
+		splitImages(g.n, func(k, lo, hi int) {
 			cols := cols[k]
 			for i := lo; i < hi; i++ {
 				yi := y[i*g.o*ohw : (i+1)*g.o*ohw]
@@ -402,7 +401,7 @@ func convMul[T float](g convGeom, dst, x, w, cols []T, i0, cnt int) []T {
 			cols = make([]T, ckk*ld)
 		}
 		src = cols[:ckk*ld]
-		splitWork(cnt, func(_, lo, hi int) {
+		splitImages(cnt, func(_, lo, hi int) {
 			for j := lo; j < hi; j++ {
 				convIm2col(g, src[j*g.ohw():], ld, x[(i0+j)*chw:(i0+j+1)*chw])
 			}
@@ -414,15 +413,18 @@ func convMul[T float](g convGeom, dst, x, w, cols []T, i0, cnt int) []T {
 
 // convGather copies the (O, H'·W') blocks of images [i0, i0+cnt) of dy
 // (N, O, H'·W') side by side into dst (O, cnt·H'·W').
+// The channels are spread over the CPUs (splitRows).
 func convGather[T float](g convGeom, dst, dy []T, i0, cnt int) {
 	ohw := g.ohw()
 	ld := cnt * ohw
-	for j := range cnt {
-		dyi := dy[(i0+j)*g.o*ohw : (i0+j+1)*g.o*ohw]
-		for o := range g.o {
-			copy(dst[o*ld+j*ohw:][:ohw], dyi[o*ohw:(o+1)*ohw])
+	splitRows(g.o, ld, func(lo, hi int) {
+		for j := range cnt {
+			dyi := dy[(i0+j)*g.o*ohw : (i0+j+1)*g.o*ohw]
+			for o := lo; o < hi; o++ {
+				copy(dst[o*ld+j*ohw:][:ohw], dyi[o*ohw:(o+1)*ohw])
+			}
 		}
-	}
+	})
 }
 
 // convValid returns the range [lo, hi) of output positions o, among out,
@@ -499,25 +501,6 @@ func convCol2im[T float](g convGeom, dx, cols []T, ld int) {
 	}
 }
 
-// splitWork runs fn(worker, lo, hi) over [0, n) cut into contiguous,
-// non-empty chunks, one goroutine each, as many as there are CPUs (at most
-// 8, which bounds the scratch memory the workers allocate).
-func splitWork(n int, fn func(worker, lo, hi int)) {
-	workers := splitWorkers(n)
-	if workers == 1 {
-		fn(0, 0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for k := range workers {
-		wg.Go(func() { fn(k, k*n/workers, (k+1)*n/workers) })
-	}
-	wg.Wait()
-}
-
-// splitWorkers is the number of workers splitWork uses for n items.
-func splitWorkers(n int) int { return max(1, min(n, runtime.GOMAXPROCS(0), 8)) }
-
 // convGradInputOp is dx = conv(x, w)'s gradient with respect to x;
 // inputs (w, dy).
 type convGradInputOp struct {
@@ -576,7 +559,7 @@ func convGradInput[T float](s *convScratch, g convGeom, nb int, dx, w, dy []T) {
 			ld := cnt * ohw
 			convGather(g, dyg, dy, i0, cnt)
 			gemm(true, false, ckk, ld, g.o, 1, w, ckk, dyg, ld, 0, cols, ld)
-			splitWork(cnt, func(_, lo, hi int) {
+			splitImages(cnt, func(_, lo, hi int) {
 				for j := lo; j < hi; j++ {
 					convCol2im(g, dx[(i0+j)*chw:(i0+j+1)*chw], cols[j*ohw:], ld)
 				}
@@ -590,7 +573,7 @@ func convGradInput[T float](s *convScratch, g convGeom, nb int, dx, w, dy []T) {
 			cols[k] = slot(bufs, k, ckk*ohw)
 		}
 	}
-	splitWork(g.n, func(k, lo, hi int) {
+	splitImages(g.n, func(k, lo, hi int) {
 		cols := cols[k]
 		for i := lo; i < hi; i++ {
 			dyi := dy[i*g.o*ohw : (i+1)*g.o*ohw]
@@ -665,7 +648,7 @@ func convGradWeight[T float](s *convScratch, g convGeom, nb int, dw, x, dy []T) 
 		for i0 := 0; i0 < g.n; i0 += nb {
 			cnt := min(nb, g.n-i0)
 			ld := cnt * ohw
-			splitWork(cnt, func(_, lo, hi int) {
+			splitImages(cnt, func(_, lo, hi int) {
 				for j := lo; j < hi; j++ {
 					convIm2col(g, cols[j*ohw:], ld, x[(i0+j)*chw:(i0+j+1)*chw])
 				}
@@ -691,7 +674,10 @@ func convGradWeight[T float](s *convScratch, g convGeom, nb int, dw, x, dy []T) 
 				cols[k] = slot(bufs, workers+k, ckk*ohw)
 			}
 		}
-		splitWork(g.n, func(k, lo, hi int) {
+		// A fixed split (splitFixed): which images each partial sum
+		// holds, and so the rounding of their total, must not depend on
+		// timing.
+		splitFixed(g.n, func(k, lo, hi int) {
 			sum, cols := partial[k], cols[k]
 			for i := lo; i < hi; i++ {
 				src := x[i*chw : (i+1)*chw]
@@ -712,11 +698,32 @@ func convGradWeight[T float](s *convScratch, g convGeom, nb int, dw, x, dy []T) 
 			}
 		}
 	}
-	for r := range ckk {
-		for o, v := range acc[r*g.o : (r+1)*g.o] {
-			dw[o*ckk+r] = v
+	convTranspose(dw, acc, ckk, g.o)
+}
+
+// convTransposeBlock is the side of the square blocks convTranspose copies
+// at a time: 32×32 float32 is 4 KiB read and 4 KiB written, both in L1.
+const convTransposeBlock = 32
+
+// convTranspose overwrites dst (cols, rows) with the transpose of src
+// (rows, cols), block by block, the rows of dst spread over the CPUs
+// (splitRows).
+func convTranspose[T float](dst, src []T, rows, cols int) {
+	const b = convTransposeBlock
+	splitRows(cols, rows, func(lo, hi int) {
+		for c0 := lo; c0 < hi; c0 += b {
+			c1 := min(c0+b, hi)
+			for r0 := 0; r0 < rows; r0 += b {
+				r1 := min(r0+b, rows)
+				for r := r0; r < r1; r++ {
+					row := src[r*cols : (r+1)*cols]
+					for c := c0; c < c1; c++ {
+						dst[c*rows+r] = row[c]
+					}
+				}
+			}
 		}
-	}
+	})
 }
 
 // biasGradOp sums dy over every axis but the channel axis: dy is (N, C)
@@ -759,15 +766,18 @@ func (op biasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 }
 
 // biasGrad overwrites db (c) with the sums of dy (n, c, hw) over n and hw,
-// accumulated in float64.
+// accumulated in float64, the channels spread over the CPUs (splitRows):
+// each channel is summed by one goroutine in one fixed order.
 func biasGrad[T float](n, c, hw int, db, dy []T) {
-	for ch := range c {
-		var s float64
-		for i := range n {
-			for _, v := range dy[(i*c+ch)*hw : (i*c+ch+1)*hw] {
-				s += float64(v)
+	splitRows(c, n*hw, func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			var s float64
+			for i := range n {
+				for _, v := range dy[(i*c+ch)*hw : (i*c+ch+1)*hw] {
+					s += float64(v)
+				}
 			}
+			db[ch] = T(s)
 		}
-		db[ch] = T(s)
-	}
+	})
 }

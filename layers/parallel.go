@@ -1,6 +1,7 @@
 package layers
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -33,26 +34,86 @@ func splitRows(rows, rowLen int, fn func(lo, hi int)) {
 		fn(0, rows)
 		return
 	}
-	splitChunks(rows, rowLen, splitWorkers(rows), fn)
+	splitChunks(rows, rowLen, chunkMin, splitWorkers(rows), fn)
 }
 
-// splitChunks is splitRows's parallel pass on workers goroutines.
-func splitChunks(rows, rowLen, workers int, fn func(lo, hi int)) {
-	chunks := min(rows, workers*chunksPerWorker, max(workers, rows*rowLen/chunkMin))
-	if workers <= 1 || chunks <= 1 {
-		fn(0, rows)
+// splitChunks runs fn over [0, rows) on workers goroutines, the calling one
+// included, in chunksFor(rows, rowLen, minChunk, workers) chunks taken in
+// turn.
+func splitChunks(rows, rowLen, minChunk, workers int, fn func(lo, hi int)) {
+	splitDynamic(rows, chunksFor(rows, rowLen, minChunk, workers), workers, func(_, lo, hi int) { fn(lo, hi) })
+}
+
+// chunksFor is the number of chunks a pass over rows rows of rowLen units
+// each is cut into on workers goroutines: chunksPerWorker per worker, fewer
+// when a chunk would hold under minChunk units, at least one per worker,
+// at most one per row.
+func chunksFor(rows, rowLen, minChunk, workers int) int {
+	return max(1, min(rows, workers*chunksPerWorker, max(workers, rows*rowLen/minChunk)))
+}
+
+// splitDynamic runs fn(worker, lo, hi) over [0, n) cut into chunks
+// contiguous chunks (chunkAt): the same boundaries on every run, the larger
+// chunks first, so that the last ones taken are the small ones. workers goroutines, the calling one (worker 0)
+// included, take the chunks in order from a shared counter until none is
+// left, so which worker gets which chunk depends on timing: fn must write
+// only what its own items determine. With one worker (or chunk), fn(0, 0,
+// n) runs once on the calling goroutine. worker, in [0, workers), tells one
+// goroutine's scratch from another's; no two calls with the same worker
+// run at once.
+func splitDynamic(n, chunks, workers int, fn func(worker, lo, hi int)) {
+	chunks = min(chunks, n)
+	workers = min(workers, chunks)
+	if workers <= 1 {
+		fn(0, 0, n)
 		return
 	}
 	var next atomic.Int64
-	work := func() {
+	work := func(k int) {
 		for c := int(next.Add(1)) - 1; c < chunks; c = int(next.Add(1)) - 1 {
-			fn(c*rows/chunks, (c+1)*rows/chunks)
+			fn(k, chunkAt(c, n, chunks), chunkAt(c+1, n, chunks))
 		}
 	}
 	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Go(work)
+	for k := 1; k < workers; k++ {
+		wg.Go(func() { work(k) })
 	}
-	work()
+	work(0)
 	wg.Wait()
 }
+
+// chunkAt is where chunk c of [0, n) cut into chunks begins: each chunk
+// holds n/chunks items, and the first n%chunks one more.
+func chunkAt(c, n, chunks int) int { return c*(n/chunks) + min(c, n%chunks) }
+
+// splitImages runs fn(worker, lo, hi) over the n images of a batch on
+// splitWorkers(n) goroutines, in up to chunksPerWorker chunks per worker
+// taken in turn (splitDynamic); worker indexes a per-goroutine scratch.
+func splitImages(n int, fn func(worker, lo, hi int)) {
+	workers := splitWorkers(n)
+	splitDynamic(n, chunksFor(n, 1, 1, workers), workers, fn)
+}
+
+// splitFixed runs fn(worker, lo, hi) over [0, n) cut into contiguous,
+// non-empty chunks, one per worker and goroutine, as many as there are
+// CPUs (splitWorkers): worker k always gets [k·n/workers, (k+1)·n/workers).
+// Only for per-worker partial sums, whose order of summation must not
+// depend on timing; everything else goes through splitDynamic.
+func splitFixed(n int, fn func(worker, lo, hi int)) {
+	workers := splitWorkers(n)
+	if workers == 1 {
+		fn(0, 0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := 1; k < workers; k++ {
+		wg.Go(func() { fn(k, k*n/workers, (k+1)*n/workers) })
+	}
+	fn(0, 0, n/workers)
+	wg.Wait()
+}
+
+// splitWorkers is the number of workers a split uses for n items: as many
+// as there are CPUs, at most 8 (which bounds the scratch memory the
+// workers allocate) and at most n.
+func splitWorkers(n int) int { return max(1, min(n, runtime.GOMAXPROCS(0), 8)) }

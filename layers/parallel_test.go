@@ -6,7 +6,10 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
+
+	"gorgonia.org/tensor"
 )
 
 // TestSplitRowsCovers checks that splitRows hands out every row exactly
@@ -246,6 +249,179 @@ func TestSum4(t *testing.T) {
 		}
 		if got := sqDev4(x, mu); math.Abs(got-sq) > 1e-12 {
 			t.Errorf("sqDev4 of %d values: got %g, want %g", n, got, sq)
+		}
+	}
+}
+
+// convSplitCases cross the thresholds of every split in the convolutions:
+// Winograd F(4×4) and F(2×2) phases above wgParallelMin, the direct path
+// with one image per GEMM (3 input channels) and with several (4×4 maps,
+// 40 images: groups of 16, the last one short), a strided and a pointwise
+// convolution.
+var convSplitCases = []struct {
+	name            string
+	n, c, o, h, w   int
+	k, stride, pad  int
+	direct, float64 bool
+}{
+	{name: "wgF4", n: 6, c: 24, o: 40, h: 16, w: 17, k: 3, stride: 1, pad: 1},
+	{name: "wgF2", n: 9, c: 40, o: 33, h: 8, w: 8, k: 3, stride: 1, pad: 1},
+	{name: "wgF2small", n: 40, c: 64, o: 48, h: 2, w: 2, k: 3, stride: 1, pad: 1},
+	{name: "direct1", n: 7, c: 3, o: 16, h: 32, w: 32, k: 3, stride: 1, pad: 1, direct: true},
+	{name: "directGroup", n: 40, c: 20, o: 24, h: 4, w: 4, k: 3, stride: 1, pad: 1, direct: true},
+	{name: "strided", n: 5, c: 6, o: 10, h: 23, w: 21, k: 3, stride: 2, pad: 1, direct: true},
+	{name: "pointwise", n: 5, c: 12, o: 9, h: 20, w: 20, k: 1, stride: 1, direct: true},
+	{name: "direct64", n: 5, c: 4, o: 8, h: 18, w: 18, k: 3, stride: 1, pad: 1, direct: true, float64: true},
+}
+
+// convSplitRun runs every kernel of convolution g (forward with a bias,
+// input gradient, weight gradient, bias gradient) on GOMAXPROCS procs and
+// returns the results as float64 (exact for float32).
+func convSplitRun[T float](g convGeom, direct bool, procs int) map[string][]float64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+	x := data[T](convSplitDense[T](1, g.n, g.c, g.h, g.w))
+	w := data[T](convSplitDense[T](2, g.o, g.c, g.kh, g.kw))
+	b := data[T](convSplitDense[T](3, g.o))
+	dy := data[T](convSplitDense[T](4, g.n, g.o, g.oh, g.ow))
+	y, dx, dw, db := make([]T, g.n*g.o*g.ohw()), make([]T, len(x)), make([]T, len(w)), make([]T, g.o)
+	s := new(convScratch)
+	if xf, ok := any(x).([]float32); ok && !direct {
+		wf := any(w).([]float32)
+		winogradConv(g, g.wgAlg(), any(y).([]float32), xf, wf, any(b).([]float32), false)
+		winogradConv(g, g.wgAlg(), any(dx).([]float32), any(dy).([]float32), wf, nil, true)
+		winogradGradWeight(g, any(dw).([]float32), xf, any(dy).([]float32))
+	} else {
+		convForward(s, g, g.group(), y, x, w, b)
+		convGradInput(s, g, g.group(), dx, w, dy)
+		convGradWeight(s, g, g.group(), dw, x, dy)
+	}
+	biasGrad(g.n, g.o, g.ohw(), db, dy)
+	out := make(map[string][]float64)
+	for name, v := range map[string][]T{"y": y, "dx": dx, "dw": dw, "db": db} {
+		f := make([]float64, len(v))
+		for i, e := range v {
+			f[i] = float64(e)
+		}
+		out[name] = f
+	}
+	return out
+}
+
+// convSplitDense is randDense in dtype T.
+func convSplitDense[T float](seed uint64, shape ...int) *tensor.Dense {
+	d := randDense(seed, shape...)
+	if _, ok := any(T(0)).(float32); ok {
+		return toFloat32(d)
+	}
+	return d
+}
+
+// TestConvSplitsMatchSerial runs the convolutions on 1, 2 and 3 goroutines:
+// every result must be bit-identical to the one-goroutine run, since the
+// dynamic splits hand each image, channel, plane or tile of C whole to one
+// goroutine. The exception is the direct weight gradient with one image
+// per GEMM, whose per-worker partial sums depend on the number of workers
+// (splitFixed): it must be bit-identical from run to run at a given
+// GOMAXPROCS.
+func TestConvSplitsMatchSerial(t *testing.T) {
+	for _, tc := range convSplitCases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := convGeom{n: tc.n, c: tc.c, h: tc.h, w: tc.w, o: tc.o, kh: tc.k, kw: tc.k, stride: tc.stride, pad: tc.pad}
+			g.oh, g.ow = (g.h+2*g.pad-g.kh)/g.stride+1, (g.w+2*g.pad-g.kw)/g.stride+1
+			if !tc.direct && !g.winograd() {
+				t.Fatalf("%v does not run on Winograd", g)
+			}
+			run := convSplitRun[float32]
+			if tc.float64 {
+				run = convSplitRun[float64]
+			}
+			fixedDW := tc.direct && g.group() == 1
+			want := run(g, tc.direct, 1)
+			for _, procs := range []int{2, 3} {
+				got := run(g, tc.direct, procs)
+				again := run(g, tc.direct, procs)
+				for name, w := range want {
+					if fixedDW && name == "dw" {
+						w = again[name]
+					}
+					if !slices.Equal(got[name], w) {
+						t.Errorf("%s on %d goroutines differs from %s", name, procs, map[bool]string{false: "one", true: "the same run again"}[fixedDW && name == "dw"])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestConvTranspose checks the blocked transpose on shapes around its
+// block size and above splitRows's threshold, on 1 and 3 goroutines.
+func TestConvTranspose(t *testing.T) {
+	for _, tc := range []struct{ rows, cols int }{{1, 1}, {3, 70}, {33, 31}, {64, 576}, {4608, 17}, {300, 513}} {
+		for _, procs := range []int{1, 3} {
+			func() {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				src := make([]float32, tc.rows*tc.cols)
+				for i := range src {
+					src[i] = float32(i)
+				}
+				dst := wgNaN(len(src))
+				convTranspose(dst, src, tc.rows, tc.cols)
+				for r := range tc.rows {
+					for c := range tc.cols {
+						if got, want := dst[c*tc.rows+r], src[r*tc.cols+c]; got != want {
+							t.Fatalf("%d×%d on %d goroutines: dst[%d, %d] = %g, want %g", tc.rows, tc.cols, procs, c, r, got, want)
+						}
+					}
+				}
+			}()
+		}
+	}
+}
+
+// TestSplitDynamicCovers checks that splitDynamic hands out every item
+// exactly once, in chunks no smaller than later ones, worker indexes in
+// range and never two calls of one worker at once.
+func TestSplitDynamicCovers(t *testing.T) {
+	for _, tc := range []struct{ n, chunks, workers, wantCalls int }{
+		{n: 1, chunks: 1, workers: 3, wantCalls: 1},
+		{n: 10, chunks: 4, workers: 1, wantCalls: 1},
+		{n: 36, chunks: 16, workers: 2, wantCalls: 16},
+		{n: 5, chunks: 16, workers: 8, wantCalls: 5},
+		{n: 1000, chunks: 7, workers: 3, wantCalls: 7},
+	} {
+		seen := make([]int, tc.n)
+		var mu sync.Mutex
+		busy := make([]bool, tc.workers)
+		var sizes [][2]int
+		splitDynamic(tc.n, tc.chunks, tc.workers, func(k, lo, hi int) {
+			mu.Lock()
+			if k < 0 || k >= tc.workers || busy[k] {
+				t.Errorf("splitDynamic(%d, %d, %d): worker %d out of range or already busy", tc.n, tc.chunks, tc.workers, k)
+			}
+			busy[k] = true
+			sizes = append(sizes, [2]int{lo, hi - lo})
+			mu.Unlock()
+			for i := lo; i < hi; i++ {
+				seen[i]++
+			}
+			mu.Lock()
+			busy[k] = false
+			mu.Unlock()
+		})
+		if len(sizes) != tc.wantCalls {
+			t.Errorf("splitDynamic(%d, %d, %d): %d calls, want %d", tc.n, tc.chunks, tc.workers, len(sizes), tc.wantCalls)
+		}
+		slices.SortFunc(sizes, func(a, b [2]int) int { return a[0] - b[0] })
+		for i := 1; i < len(sizes); i++ {
+			if sizes[i][1] > sizes[i-1][1] {
+				t.Errorf("splitDynamic(%d, %d, %d): chunk at %d holds %d items, more than the one before it (%d)", tc.n, tc.chunks, tc.workers, sizes[i][0], sizes[i][1], sizes[i-1][1])
+			}
+		}
+		for i, k := range seen {
+			if k != 1 {
+				t.Errorf("splitDynamic(%d, %d, %d): item %d handed out %d times, want 1", tc.n, tc.chunks, tc.workers, i, k)
+				break
+			}
 		}
 	}
 }

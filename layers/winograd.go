@@ -235,7 +235,9 @@ func wgConv(s *wgBufs, alg wgAlg, n, cin, cout, h, w int, y, x, u, b []float32, 
 	for t0 := 0; t0 < tiles; t0 += tb {
 		cnt := min(tb, tiles-t0)
 		wgTiles(ts[:cnt], t0, mt, cin, cout, h, w)
-		wgSplit(cin, cin*cnt, func(lo, hi int) { alg.input(v, x, ts[:cnt], lo, hi, h, w, tb, vp) })
+		// The work of a transform is the floats it writes: np per tile
+		// and channel.
+		wgSplit(cin, np*cin*cnt, func(lo, hi int) { alg.input(v, x, ts[:cnt], lo, hi, h, w, tb, vp) })
 		wgSplit(np, cout*cin*cnt, func(lo, hi int) {
 			for xi := lo; xi < hi; xi++ {
 				ui, lda := xi, cin
@@ -249,7 +251,7 @@ func wgConv(s *wgBufs, alg wgAlg, n, cin, cout, h, w int, y, x, u, b []float32, 
 					v[xi*vp:][:cin*tb], tb, 0, m[xi*mp:][:cout*tb], tb)
 			}
 		})
-		wgSplit(cout, cout*cnt, func(lo, hi int) { alg.output(y, m, ts[:cnt], lo, hi, h, w, tb, mp, b) })
+		wgSplit(cout, np*cout*cnt, func(lo, hi int) { alg.output(y, m, ts[:cnt], lo, hi, h, w, tb, mp, b) })
 	}
 }
 
@@ -277,15 +279,25 @@ func wgBlock(cin, cout, planes int) int { return max(128, (1<<20)/planes/(cin+co
 // wgParallelMin is the work under which a phase stays on one goroutine.
 const wgParallelMin = 1 << 15
 
-// wgSplit runs fn over [0, n) on every CPU (splitWork), or on the calling
-// goroutine when the phase has under wgParallelMin units of work (each
-// about one float's worth: starting a goroutine costs a few microseconds).
+// wgChunkMin is the least work of one chunk of a split phase: taking a
+// chunk costs an atomic add, ~8K floats' worth of work some microseconds.
+const wgChunkMin = 1 << 13
+
+// wgSplit runs fn over [0, n), or on the calling goroutine alone when the
+// phase has under wgParallelMin units of work (each about one float's
+// worth: starting a goroutine costs a few microseconds). Above, [0, n) is
+// cut into up to chunksPerWorker chunks per CPU, of wgChunkMin units of
+// work or more, which the CPUs, the calling goroutine's included, take in
+// turn (splitDynamic): a CPU that wakes late or runs slow takes fewer
+// chunks instead of holding the other one idle at the end of the phase.
+// Each item of [0, n) (a channel, a plane) writes outputs of its own, so
+// the results do not depend on which CPU took which chunk.
 func wgSplit(n, work int, fn func(lo, hi int)) {
-	if work < wgParallelMin {
+	if work < wgParallelMin || n <= 1 {
 		fn(0, n)
 		return
 	}
-	splitWork(n, func(_, lo, hi int) { fn(lo, hi) })
+	splitChunks(n, work/n, wgChunkMin, splitWorkers(n), fn)
 }
 
 // wgInput writes the transformed input blocks Bᵀ·d·B of the tiles ts, for

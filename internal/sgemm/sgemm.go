@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Blocking: a packed block of op(B) is at most kcMax × ncMax floats
@@ -35,6 +36,14 @@ const parallelFlops = 1 << 22
 
 // maxWorkers bounds the goroutines of one call.
 const maxWorkers = 8
+
+// A parallel product is cut into up to chunksPerWorker chunks of tiles per
+// worker, each of chunkFlops of work or more (about 50 µs on one core:
+// a chunk repacks its part of B and rereads A).
+const (
+	chunksPerWorker = 4
+	chunkFlops      = 1 << 22
+)
 
 // Sgemm computes C = alpha·op(A)·op(B) + beta·C on row-major matrices, as
 // gonum's Implementation.Sgemm does:
@@ -205,24 +214,39 @@ func (p *problem) run(ks kernelSet, workers int) {
 		p.compute(kern, 0, p.m, 0, p.n)
 		return
 	}
-	var wg sync.WaitGroup
-	for w := workers - 1; w >= 0; w-- {
-		lo, hi := tiles*w/workers, tiles*(w+1)/workers
-		work := func() {
+	// The tiles are cut into chunks, on tile boundaries (so that every
+	// element of C is computed as on one goroutine: the same full or edge
+	// tile, the same sums), the larger chunks first. The workers, the
+	// calling goroutine included, take them in turn: a CPU that starts late
+	// or runs slow takes fewer, instead of holding the others idle at the
+	// end. Every chunk packs its own block of B (all of B when the rows
+	// are split), so row chunks are fewer.
+	chunks := min(tiles, workers*chunksPerWorker, max(workers, 2*p.m*p.n*p.k/chunkFlops))
+	if !splitN {
+		chunks = min(chunks, 2*workers)
+	}
+	var next atomic.Int64
+	work := func() {
+		for c := int(next.Add(1)) - 1; c < chunks; c = int(next.Add(1)) - 1 {
+			lo, hi := chunkAt(c, tiles, chunks), chunkAt(c+1, tiles, chunks)
 			if splitN {
 				p.compute(kern, 0, p.m, lo*kern.nr, min(hi*kern.nr, p.n))
 			} else {
 				p.compute(kern, lo*kern.mr, min(hi*kern.mr, p.m), 0, p.n)
 			}
 		}
-		if w == 0 {
-			work()
-			break
-		}
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
 		wg.Go(work)
 	}
+	work()
 	wg.Wait()
 }
+
+// chunkAt is where chunk c of [0, n) cut into chunks begins: each chunk
+// holds n/chunks items, and the first n%chunks one more.
+func chunkAt(c, n, chunks int) int { return c*(n/chunks) + min(c, n%chunks) }
 
 // scaleC sets C = beta·C without reading C when beta is 0.
 func (p *problem) scaleC() {

@@ -275,3 +275,37 @@ func TestKernel(t *testing.T) {
 		t.Errorf("last kernel set is %q, want the pure-Go fallback %q", got, "go")
 	}
 }
+
+// TestSgemmSplitMatchesSerial runs products above parallelFlops, split by
+// columns and by rows, with edge tiles and every beta kind, on 1 to 3
+// goroutines (through GOMAXPROCS) and on many chunks of one tile (run with
+// 8 workers): each tile of C is computed whole by one goroutine, so every
+// result must be bit-identical to the one-goroutine run.
+func TestSgemmSplitMatchesSerial(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, tc := range []gemmCase{
+		{m: 64, n: 1000, k: 300, alpha: 1, beta: 0},                            // columns, many chunks
+		{m: 700, n: 20, k: 300, alpha: 0.5, beta: 1, pad: 2},                   // rows, edge tiles both ways
+		{transA: true, transB: true, m: 333, n: 257, k: 70, alpha: 1, beta: 2}, // both transposed
+		{transA: true, m: 1000, n: 33, k: 600, alpha: -1, beta: 0, pad: 1},     // rows, k over kcMax
+		{transB: true, m: 9, n: 3000, k: 520, alpha: 1, beta: 0.5},             // columns over ncMax
+	} {
+		if 2*tc.m*tc.n*tc.k < parallelFlops {
+			t.Fatalf("%v: under parallelFlops, not split", tc)
+		}
+		a, lda, b, ldb, c0, ldc := tc.operands(r)
+		want := append([]float32(nil), c0...)
+		p := problem{tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, want, ldc, nil}
+		p.run(kernels[0], 1)
+		for _, workers := range []int{2, 3, 8} {
+			got := append([]float32(nil), c0...)
+			p.c = got
+			p.run(kernels[0], workers)
+			for j, w := range want {
+				if got[j] != w && !(math.IsNaN(float64(got[j])) && math.IsNaN(float64(w))) {
+					t.Fatalf("%v on %d workers: C[%d] = %g, want %g (one worker)", tc, workers, j, got[j], w)
+				}
+			}
+		}
+	}
+}

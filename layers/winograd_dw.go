@@ -18,7 +18,11 @@ import (
 // 16 GEMMs dU[ξ] (O, C) = M'[ξ] (O, tiles) · V[ξ]ᵀ (tiles, C), with V the
 // forward pass's input transform and M' = A·dY·Aᵀ the adjoint of its output
 // transform: 16 multiplications per tile and channel pair instead of 36.
-// dW = Gᵀ·dU·G then folds each 4×4 back to 3×3.
+// They run transposed, dU[ξ]ᵀ (C, O) = V[ξ] (C, tiles) · M'[ξ]ᵀ, M' being
+// written tile by tile (tiles, O): the GEMM reads V in place and packs
+// M'ᵀ by plain copies, where packing V transposed cost as much as a third
+// of its multiplications (64 channels). dW = Gᵀ·dU·G then folds each 4×4
+// back to 3×3.
 //
 // Where the direct path's sum Σ dy·x has no nonzero term, it is an exact
 // 0; Winograd's is rounding noise (~1e-7 of the largest element) left by
@@ -41,9 +45,9 @@ func (g convGeom) wgGradWeight() bool { return g.winograd() }
 // or its own when they are in use.
 //
 // Tiles are processed in blocks of up to wgBlock, each in two phases
-// spread over the CPUs: the transforms V (16, C, tiles) and M' (16, O,
-// tiles) split by channel, then the GEMMs dU[ξ] += M'[ξ]·V[ξ]ᵀ split by
-// ξ. dW is folded from dU by output channel.
+// spread over the CPUs: the transforms V (16, C, tiles) and M' (16, tiles,
+// O) split by channel, then the GEMMs dU[ξ]ᵀ (C, O) += V[ξ]·M'[ξ]ᵀ split
+// by ξ. dW is folded from dU by output channel.
 func winogradGradWeight(g convGeom, dw, x, dy []float32) {
 	s, kept := new(wgBufs), new(wgDWBufs)
 	if wgShared.TryLock() {
@@ -58,7 +62,7 @@ func winogradGradWeight(g convGeom, dw, x, dy []float32) {
 	tb := (tiles + blocks - 1) / blocks
 	// Planes padded by 64 bytes, as in wgConv (dU's too: the fold reads
 	// its 16 planes side by side).
-	vp, mp, up := c*tb+16, o*tb+16, wgDUPlane(o, c)
+	vp, mp, up := c*tb+16, tb*o+16, wgDUPlane(o, c)
 	v, m, du := wgGrow(&s.v, np*vp), wgGrow(&s.m, np*mp), wgGrow(&s.u, np*up)
 	if cap(kept.tiles) < tb {
 		kept.tiles = make([]wgTile, tb)
@@ -74,13 +78,13 @@ func winogradGradWeight(g convGeom, dw, x, dy []float32) {
 			wgF2.input(v, x, ts[:cnt], lo, min(hi, c), h, w, tb, vp)
 		}
 		if hi > c {
-			wgOutputAdjoint(m, dy, ts[:cnt], max(lo, c)-c, hi-c, h, w, tb, mp)
+			wgOutputAdjoint(m, dy, ts[:cnt], max(lo, c)-c, hi-c, h, w, o, mp)
 		}
 	}
 	gemms := func(lo, hi int) {
 		for xi := lo; xi < hi; xi++ {
-			sgemm.SgemmSerial(false, true, o, c, cnt, 1, m[xi*mp:][:o*tb], tb,
-				v[xi*vp:][:c*tb], tb, beta, du[xi*up:][:o*c], c)
+			sgemm.SgemmSerial(false, false, c, o, cnt, 1, v[xi*vp:][:c*tb], tb,
+				m[xi*mp:][:cnt*o], o, beta, du[xi*up:][:c*o], o)
 		}
 	}
 	for t0 := 0; t0 < tiles; t0 += tb {
@@ -95,13 +99,17 @@ func winogradGradWeight(g convGeom, dw, x, dy []float32) {
 		wgSplit(np, o*c*cnt, gemms)
 		beta = 1
 	}
-	if cap(kept.taps) < c {
-		kept.taps = make([]uint32, c)
+	segs := (c + wgZeroSeg - 1) / wgZeroSeg
+	if cap(kept.taps) < c+o+o*segs {
+		kept.taps = make([]uint32, c+o+o*segs)
 	}
 	taps := kept.taps[:c]
 	clear(taps)
-	sup := &wgSupport{g: g, x: x, dy: dy, buf: &kept.masks, taps: taps}
-	wgSplit(o, np*o*c, func(lo, hi int) { wgFilterAdjoint(g, dw, du, sup, lo, hi) })
+	sup := &wgSupport{g: g, x: x, dy: dy, buf: &kept.masks, taps: taps, top: kept.taps[c:][:o], least: kept.taps[c+o:][:o*segs]}
+	rows := (o + wgFoldRows - 1) / wgFoldRows
+	wgSplit(rows, np*o*c, func(lo, hi int) {
+		wgFilterAdjoint(g, dw, du, sup, lo*wgFoldRows, min(hi*wgFoldRows, o))
+	})
 }
 
 // wgDWBufs is winogradGradWeight's scratch besides wgBufs: its tile list
@@ -109,7 +117,7 @@ func winogradGradWeight(g convGeom, dw, x, dy []float32) {
 type wgDWBufs struct {
 	tiles []wgTile
 	masks []uint64
-	taps  []uint32
+	taps  []uint32 // and wgFilterAdjoint's top and least
 }
 
 // wgDWShared is kept with wgShared's buffers and guarded by its lock.
@@ -149,6 +157,10 @@ type wgSupport struct {
 	x, dy []float32
 	buf   *[]uint64
 	taps  []uint32 // (C): xTaps' results, 0 until known; zeroed by the caller
+
+	// top (O) and least (O, ⌈C/wgZeroSeg⌉) are wgFilterAdjoint's, per row
+	// of dW and per segment of a row.
+	top, least []uint32
 
 	once   sync.Once
 	words  int      // per mask
@@ -321,36 +333,35 @@ func wgBitsAt(m []uint64, p int) uint64 {
 
 // wgOutputAdjoint writes A·dY·Aᵀ of the 2×2 output gradients dY of the
 // tiles ts, output channels [o0, o1) of dy (n, cout, h, w), into m: 16
-// planes (cout, ld) plane floats apart, tile k of channel o at
-// m[ξ·plane + o·ld + k]. Outputs past the map's right or bottom edge,
+// planes (tiles, ld) plane floats apart, channel o of tile k at
+// m[ξ·plane + k·ld + o]. Outputs past the map's right or bottom edge,
 // which the forward pass drops, count as 0. It is the adjoint of wgOutput.
 func wgOutputAdjoint(m, dy []float32, ts []wgTile, o0, o1, h, w, ld, plane int) {
 	hw := h * w
-	for o := o0; o < o1; o++ {
-		mo := m[o*ld:]
-		for k, tl := range ts {
+	for k, tl := range ts {
+		// The tile's outputs that exist: right (dx), below (dy) and both.
+		oy, ox := tl.y0+1, tl.x0+1
+		right, below := ox+1 < w, oy+1 < h
+		mk := m[k*ld:]
+		for o := o0; o < o1; o++ {
 			d := dy[tl.out+o*hw:]
 			var d00, d01, d10, d11 float32
-			oy, ox := tl.y0+1, tl.x0+1
-			if oy+1 < h && ox+1 < w {
+			if right && below {
 				d00, d01, d10, d11 = d[0], d[1], d[w], d[w+1]
 			} else {
 				d00 = d[0]
-				if ox+1 < w {
+				if right {
 					d01 = d[1]
 				}
-				if oy+1 < h {
+				if below {
 					d10 = d[w]
-					if ox+1 < w {
-						d11 = d[w+1]
-					}
 				}
 			}
 			// A·dY: the two rows spread over four, column by column.
 			t00, t10, t20, t30 := wgAAdj(d00, d10)
 			t01, t11, t21, t31 := wgAAdj(d01, d11)
 			// ·Aᵀ: row by row; ξ = 4i + j.
-			q := mo[k:]
+			q := mk[o:]
 			q[0], q[plane], q[2*plane], q[3*plane] = wgAAdj(t00, t01)
 			q[4*plane], q[5*plane], q[6*plane], q[7*plane] = wgAAdj(t10, t11)
 			q[8*plane], q[9*plane], q[10*plane], q[11*plane] = wgAAdj(t20, t21)
@@ -364,23 +375,44 @@ func wgAAdj(a, b float32) (float32, float32, float32, float32) {
 	return a, a + b, a - b, -b
 }
 
-// wgDUPlane is the distance between dU's 16 (O, C) planes: padded by 64
+// wgDUPlane is the distance between dU's 16 (C, O) planes: padded by 64
 // bytes, without which the fold's 16 loads of a (o, c) pair all fall in
 // the same L1 cache set (wgFilterAdjoint took 72% of the time on 2×2 maps
 // with 512 channels).
 func wgDUPlane(o, c int) int { return o*c + 16 }
 
+// wgFoldRows is the number of output channels in the fold's unit of
+// work: dU's (C, O) planes hold them in one cache line per input channel.
+const wgFoldRows = 16
+
 // wgFilterAdjoint writes dW = Gᵀ·dU·G, the adjoint of wgFilter, for output
-// channels [o0, o1) of g into dw (O, C, 3, 3) from du (16 planes (O, C),
+// channels [o0, o1) of g into dw (O, C, 3, 3) from du (16 planes (C, O),
 // wgDUPlane apart). A result under wgZeroTol of its row's largest whose
 // sum Σ dy·x has no nonzero term (sup) is set to 0, as the direct path
 // gives it.
 func wgFilterAdjoint(g convGeom, dw, du []float32, sup *wgSupport, o0, o1 int) {
-	c := g.c
-	p := wgDUPlane(g.o, c)
-	for r := o0; r < o1; r++ {
-		for q := range c {
-			e := du[r*c+q:]
+	const sign = 1 << 31
+	c, o := g.c, g.o
+	p := wgDUPlane(o, c)
+	// The rows' largest |v|, and their segments' smallest nonzero one less
+	// 1, as bits (their order is the floats' for |v|, and a 0 wraps to the
+	// largest), kept without branches as the rows are folded: a separate
+	// pass over the rows, out of L2 by then, took as long as the fold (512
+	// channels), and the segments spare wgZeroUnmet most of the row where
+	// little of it is small.
+	segs := (c + wgZeroSeg - 1) / wgZeroSeg
+	top, least := sup.top[o0:o1], sup.least[o0*segs:o1*segs]
+	clear(top)
+	for i := range least {
+		least[i] = math.MaxUint32
+	}
+	// Input channel by input channel, the rows side by side, so that dU's
+	// planes are read in order: row by row, each row read 16 strided
+	// streams and took 2.7 times as long (512 channels, 2×2 maps).
+	for q := range c {
+		sl := least[q/wgZeroSeg:]
+		for r := o0; r < o1; r++ {
+			e := du[q*o+r:]
 			// Gᵀ·dU: the 4 rows folded to 3, column by column.
 			t00, t10, t20 := wgGAdj(e[0], e[4*p], e[8*p], e[12*p])
 			t01, t11, t21 := wgGAdj(e[p], e[5*p], e[9*p], e[13*p])
@@ -391,31 +423,42 @@ func wgFilterAdjoint(g convGeom, dw, du []float32, sup *wgSupport, o0, o1 int) {
 			k[0], k[1], k[2] = wgGAdj(t00, t01, t02, t03)
 			k[3], k[4], k[5] = wgGAdj(t10, t11, t12, t13)
 			k[6], k[7], k[8] = wgGAdj(t20, t21, t22, t23)
+			a0, a1, a2 := math.Float32bits(k[0])&^sign, math.Float32bits(k[1])&^sign, math.Float32bits(k[2])&^sign
+			a3, a4, a5 := math.Float32bits(k[3])&^sign, math.Float32bits(k[4])&^sign, math.Float32bits(k[5])&^sign
+			a6, a7, a8 := math.Float32bits(k[6])&^sign, math.Float32bits(k[7])&^sign, math.Float32bits(k[8])&^sign
+			i := r - o0
+			top[i] = max(top[i], a0, a1, a2, a3, a4, a5, a6, a7, a8)
+			sl[i*segs] = min(sl[i*segs], a0-1, a1-1, a2-1, a3-1, a4-1, a5-1, a6-1, a7-1, a8-1)
 		}
-		row := dw[r*c*9:][:c*9]
-		top, least := wgExtremes(row)
-		tiny := math.Float32bits(wgZeroTol * math.Float32frombits(top))
-		if least >= tiny {
-			continue
-		}
-		wgZeroUnmet(row, tiny, r, sup)
+	}
+	for r := o0; r < o1; r++ {
+		i := r - o0
+		tiny := math.Float32bits(wgZeroTol * math.Float32frombits(top[i]))
+		wgZeroUnmet(dw[r*c*9:][:c*9], least[i*segs:][:segs], tiny, r, sup)
 	}
 }
 
 // wgZeroUnmet sets to 0 the elements of row o of dW, row (C·9), at most
 // tiny (as bits of |v|) and not 0 whose sums have no nonzero term (sup).
-// It gathers them without branches, wgZeroBatch elements at a time, and
+// least holds the smallest nonzero |v| less 1 (as bits) of each of the
+// row's segments of wgZeroSeg input channels: it screens only those with
+// an element at most tiny, gathering the elements without branches, and
 // asks sup by meets, or by xTaps once dy's channel o is known to be full
-// (dyFull, scanned when a batch has so many that their wgQuickChecks could
-// cost more).
-func wgZeroUnmet(row []float32, tiny uint32, o int, sup *wgSupport) {
+// (dyFull, scanned when a segment has so many that their wgQuickChecks
+// could cost more).
+func wgZeroUnmet(row []float32, least []uint32, tiny uint32, o int, sup *wgSupport) {
 	const sign = 1 << 31
-	var idx [wgZeroBatch]int32
+	const n = 9 * wgZeroSeg
+	var idx [n]int32
 	full, known := false, false
 	scan := sup.g.n * sup.g.h * sup.g.w
-	for i0 := 0; i0 < len(row); i0 += wgZeroBatch {
+	for s, l := range least {
+		if l >= tiny {
+			continue
+		}
+		i0 := s * n
 		k := 0
-		for i, v := range row[i0:min(i0+wgZeroBatch, len(row))] {
+		for i, v := range row[i0:min(i0+n, len(row))] {
 			// |v|−1 < tiny, unsigned: 0 < |v| ≤ tiny.
 			idx[k] = int32(i0 + i)
 			k += int((uint64(math.Float32bits(v)&^sign-1) - uint64(tiny)) >> 63)
@@ -438,34 +481,9 @@ func wgZeroUnmet(row []float32, tiny uint32, o int, sup *wgSupport) {
 	}
 }
 
-// wgZeroBatch is the number of elements wgZeroUnmet screens at a time.
-const wgZeroBatch = 512
-
-// wgExtremes returns the largest |v| of vs and the smallest nonzero one
-// less 1 (math.MaxUint32 when there is none), as bits: their order is the
-// floats' for |v|, and a 0 wraps to the largest. It runs without branches
-// and on four independent chains: one chain inside wgFilterAdjoint's loop
-// took 2.7× as long (512 channels).
-func wgExtremes(vs []float32) (top, least uint32) {
-	const sign = 1 << 31
-	var t0, t1, t2, t3 uint32
-	l0, l1, l2, l3 := uint32(math.MaxUint32), uint32(math.MaxUint32), uint32(math.MaxUint32), uint32(math.MaxUint32)
-	i := 0
-	for ; i+4 <= len(vs); i += 4 {
-		a0, a1 := math.Float32bits(vs[i])&^sign, math.Float32bits(vs[i+1])&^sign
-		a2, a3 := math.Float32bits(vs[i+2])&^sign, math.Float32bits(vs[i+3])&^sign
-		t0, t1, t2, t3 = max(t0, a0), max(t1, a1), max(t2, a2), max(t3, a3)
-		l0, l1, l2, l3 = min(l0, a0-1), min(l1, a1-1), min(l2, a2-1), min(l3, a3-1)
-	}
-	for ; i < len(vs); i++ {
-		a := math.Float32bits(vs[i]) &^ sign
-		t0, l0 = max(t0, a), min(l0, a-1)
-	}
-	return max(t0, t1, t2, t3), min(l0, l1, l2, l3)
-}
-
-// abs32 is |v|.
-func abs32(v float32) float32 { return math.Float32frombits(math.Float32bits(v) &^ (1 << 31)) }
+// wgZeroSeg is the number of input channels in a segment of a row of dW
+// that wgZeroUnmet screens as a whole or skips.
+const wgZeroSeg = 16
 
 // wgGAdj is Gᵀ·(a, b, c, d): the adjoint of wg3.
 func wgGAdj(a, b, c, d float32) (float32, float32, float32) {

@@ -337,35 +337,46 @@ func wgBitsAt(m []uint64, p int) uint64 {
 // m[ξ·plane + k·ld + o]. Outputs past the map's right or bottom edge,
 // which the forward pass drops, count as 0. It is the adjoint of wgOutput.
 func wgOutputAdjoint(m, dy []float32, ts []wgTile, o0, o1, h, w, ld, plane int) {
+	n := o1 - o0
+	if n <= 0 {
+		return
+	}
 	hw := h * w
 	for k, tl := range ts {
 		// The tile's outputs that exist: right (dx), below (dy) and both.
 		oy, ox := tl.y0+1, tl.x0+1
 		right, below := ox+1 < w, oy+1 < h
-		mk := m[k*ld:]
-		for o := o0; o < o1; o++ {
-			d := dy[tl.out+o*hw:]
+		// The 16 planes' rows for this tile, all n long, so that the
+		// stores need no bounds checks.
+		q := m[k*ld+o0:]
+		q0, q1, q2, q3 := q[:n], q[plane:][:n], q[2*plane:][:n], q[3*plane:][:n]
+		q4, q5, q6, q7 := q[4*plane:][:n], q[5*plane:][:n], q[6*plane:][:n], q[7*plane:][:n]
+		q8, q9, q10, q11 := q[8*plane:][:n], q[9*plane:][:n], q[10*plane:][:n], q[11*plane:][:n]
+		q12, q13, q14, q15 := q[12*plane:][:n], q[13*plane:][:n], q[14*plane:][:n], q[15*plane:][:n]
+		d := dy[tl.out+o0*hw:]
+		for j := range q0 {
 			var d00, d01, d10, d11 float32
 			if right && below {
-				d00, d01, d10, d11 = d[0], d[1], d[w], d[w+1]
+				dj := d[j*hw:][:w+2]
+				d00, d01, d10, d11 = dj[0], dj[1], dj[w], dj[w+1]
 			} else {
-				d00 = d[0]
+				dj := d[j*hw:]
+				d00 = dj[0]
 				if right {
-					d01 = d[1]
+					d01 = dj[1]
 				}
 				if below {
-					d10 = d[w]
+					d10 = dj[w]
 				}
 			}
 			// A·dY: the two rows spread over four, column by column.
 			t00, t10, t20, t30 := wgAAdj(d00, d10)
 			t01, t11, t21, t31 := wgAAdj(d01, d11)
 			// ·Aᵀ: row by row; ξ = 4i + j.
-			q := mk[o:]
-			q[0], q[plane], q[2*plane], q[3*plane] = wgAAdj(t00, t01)
-			q[4*plane], q[5*plane], q[6*plane], q[7*plane] = wgAAdj(t10, t11)
-			q[8*plane], q[9*plane], q[10*plane], q[11*plane] = wgAAdj(t20, t21)
-			q[12*plane], q[13*plane], q[14*plane], q[15*plane] = wgAAdj(t30, t31)
+			q0[j], q1[j], q2[j], q3[j] = wgAAdj(t00, t01)
+			q4[j], q5[j], q6[j], q7[j] = wgAAdj(t10, t11)
+			q8[j], q9[j], q10[j], q11[j] = wgAAdj(t20, t21)
+			q12[j], q13[j], q14[j], q15[j] = wgAAdj(t30, t31)
 		}
 	}
 }
@@ -444,8 +455,9 @@ func wgFilterAdjoint(g convGeom, dw, du []float32, sup *wgSupport, o0, o1 int) {
 // row's segments of wgZeroSeg input channels: it screens only those with
 // an element at most tiny, gathering the elements without branches, and
 // asks sup by meets, or by xTaps once dy's channel o is known to be full
-// (dyFull, scanned when a segment has so many that their wgQuickChecks
-// could cost more).
+// (dyFull, scanned at the first element on maps of up to wgFullScan
+// pixels over the batch, else when a segment has so many that their
+// wgQuickChecks could cost more).
 func wgZeroUnmet(row []float32, least []uint32, tiny uint32, o int, sup *wgSupport) {
 	const sign = 1 << 31
 	const n = 9 * wgZeroSeg
@@ -463,7 +475,7 @@ func wgZeroUnmet(row []float32, least []uint32, tiny uint32, o int, sup *wgSuppo
 			idx[k] = int32(i0 + i)
 			k += int((uint64(math.Float32bits(v)&^sign-1) - uint64(tiny)) >> 63)
 		}
-		if !known && k*wgQuickChecks >= scan {
+		if !known && k > 0 && (scan <= wgFullScan || k*wgQuickChecks >= scan) {
 			full, known = sup.dyFull(o), true
 		}
 		for _, i := range idx[:k] {
@@ -480,6 +492,12 @@ func wgZeroUnmet(row []float32, least []uint32, tiny uint32, o int, sup *wgSuppo
 		}
 	}
 }
+
+// wgFullScan is the most pixels (images × map) of a channel of dy that
+// wgZeroUnmet scans for dyFull at its first element: as much as a few
+// rows' worth of wgQuickChecks, each of which, on the 4×4 maps of vgg16_bn
+// (1024 pixels), could end in the masks.
+const wgFullScan = 4096
 
 // wgZeroSeg is the number of input channels in a segment of a row of dW
 // that wgZeroUnmet screens as a whole or skips.

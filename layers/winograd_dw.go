@@ -238,6 +238,15 @@ func wgEdgeTaps(i, h int) uint32 {
 const wgQuickChecks = 64
 
 func (s *wgSupport) meets(o, c, a, b int) bool {
+	if m, sure := s.quick(o, c, a, b); sure {
+		return m
+	}
+	return s.meetsMasks(o, c, a, b)
+}
+
+// quick is meets on the first wgQuickChecks pixels: sure is false when
+// they do not settle it.
+func (s *wgSupport) quick(o, c, a, b int) (meets, sure bool) {
 	g := s.g
 	hw := g.h * g.w
 	i0, i1 := max(0, 1-a), min(g.h, g.h+1-a)
@@ -248,15 +257,15 @@ func (s *wgSupport) meets(o, c, a, b int) bool {
 		for i := i0; i < i1; i++ {
 			for j := j0; j < j1; j++ {
 				if d[i*g.w+j] != 0 && xc[(i+a-1)*g.w+j+b-1] != 0 {
-					return true
+					return true, true
 				}
 				if checks++; checks == wgQuickChecks {
-					return s.meetsMasks(o, c, a, b)
+					return false, false
 				}
 			}
 		}
 	}
-	return false
+	return false, true
 }
 
 // meetsMasks is meets on the masks.
@@ -454,10 +463,13 @@ func wgFilterAdjoint(g convGeom, dw, du []float32, sup *wgSupport, o0, o1 int) {
 // least holds the smallest nonzero |v| less 1 (as bits) of each of the
 // row's segments of wgZeroSeg input channels: it screens only those with
 // an element at most tiny, gathering the elements without branches, and
-// asks sup by meets, or by xTaps once dy's channel o is known to be full
-// (dyFull, scanned at the first element on maps of up to wgFullScan
-// pixels over the batch, else when a segment has so many that their
-// wgQuickChecks could cost more).
+// asks sup: by xTaps once dy's channel o is known to be full, else by
+// quick, then meetsMasks. It scans dy's channel for dyFull at its first
+// element on maps of up to wgFullScan pixels over the batch, when a
+// segment has so many elements that their wgQuickChecks could cost more,
+// or before the first meetsMasks (which builds the masks from all of x
+// and dy: 64→64 32×32 layers with dead input channels took twice the
+// time of dense ones).
 func wgZeroUnmet(row []float32, least []uint32, tiny uint32, o int, sup *wgSupport) {
 	const sign = 1 << 31
 	const n = 9 * wgZeroSeg
@@ -480,11 +492,19 @@ func wgZeroUnmet(row []float32, least []uint32, tiny uint32, o int, sup *wgSuppo
 		}
 		for _, i := range idx[:k] {
 			c, t := int(i)/9, int(i)%9
-			var meets bool
-			if full {
+			meets, sure := false, false
+			if !full {
+				meets, sure = sup.quick(o, c, t/3, t%3)
+			}
+			if !sure && !known {
+				full, known = sup.dyFull(o), true
+			}
+			switch {
+			case sure:
+			case full:
 				meets = sup.xTaps(c)&(1<<t) != 0
-			} else {
-				meets = sup.meets(o, c, t/3, t%3)
+			default:
+				meets = sup.meetsMasks(o, c, t/3, t%3)
 			}
 			if !meets {
 				row[i] = 0

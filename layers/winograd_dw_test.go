@@ -64,9 +64,10 @@ func TestWinogradGradWeight(t *testing.T) {
 // are ReLU-like (70% zeros), or with dead input channels (from channel 4
 // on, one nonzero pixel in the last image), whose checks go past
 // wgQuickChecks to the masks. With dense dy (BatchNorm's gradient: no
-// zero, so wgZeroUnmet answers by xTaps once it has many candidates), x is
-// sparse; deadDy zeroes dy's channels from 3 on but for one pixel, and its
-// channel 1 whole, whose row of dW must come out 0.
+// zero), x is sparse and wgZeroUnmet answers by xTaps, on small maps from
+// the first element, on a 32×32 one after the first check that quick
+// leaves open. deadDy zeroes dy's channels from 3 on but for one pixel,
+// and its channel 1 whole, whose row of dW must come out 0.
 func TestWinogradGradWeightZeros(t *testing.T) {
 	for i, c := range []struct {
 		n, c, o, h, w         int
@@ -85,6 +86,7 @@ func TestWinogradGradWeightZeros(t *testing.T) {
 		{4, 48, 16, 1, 1, false, true, false},
 		{2, 32, 16, 4, 4, true, true, false},
 		{2, 32, 16, 3, 5, false, true, false},
+		{5, 16, 16, 32, 32, true, true, false},
 		{4, 16, 16, 2, 2, true, false, true},
 		{2, 32, 16, 4, 4, false, false, true},
 	} {
@@ -325,7 +327,8 @@ func TestWinogradGradWeightAllocs(t *testing.T) {
 
 // BenchmarkConvGradWeight times the weight gradient of VGG's 3×3 layers
 // (batch 64, float32) on Winograd and on the direct path (convDirect), in
-// GFLOP/s of the direct path's multiply-adds.
+// GFLOP/s of the direct path's multiply-adds; winograd_relu on
+// vgg16_bn-like inputs (wgReLUInput), where the exact-zero check has work.
 func BenchmarkConvGradWeight(b *testing.B) {
 	const n = 64
 	defer func(old bool) { convDirect = old }(convDirect)
@@ -333,21 +336,41 @@ func BenchmarkConvGradWeight(b *testing.B) {
 		g := convGeom{n: n, c: s.c, h: s.hw, w: s.hw, o: s.o, kh: 3, kw: 3, stride: 1, pad: 1, oh: s.hw, ow: s.hw}
 		x := data[float32](toFloat32(randDense(1, n, s.c, s.hw, s.hw)))
 		dy := data[float32](toFloat32(randDense(2, n, s.o, s.hw, s.hw)))
+		relu := wgReLUInput(g, x)
 		dw := make([]float32, s.o*s.c*9)
 		scr := new(convScratch)
 		flops := 2 * float64(n*s.o*s.c*9*s.hw*s.hw)
-		for _, alg := range []string{"direct", "winograd"} {
+		for _, alg := range []string{"direct", "winograd", "winograd_relu"} {
 			b.Run(fmt.Sprintf("%d-%d_%dx%d/%s", s.c, s.o, s.hw, s.hw, alg), func(b *testing.B) {
 				convDirect = alg == "direct"
+				in := x
+				if alg == "winograd_relu" {
+					in = relu
+				}
 				for b.Loop() {
 					if g.wgGradWeight() {
-						winogradGradWeight(g, dw, x, dy)
+						winogradGradWeight(g, dw, in, dy)
 						continue
 					}
-					convGradWeight(scr, g, g.group(), dw, x, dy)
+					convGradWeight(scr, g, g.group(), dw, in, dy)
 				}
 				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
 	}
+}
+
+// wgReLUInput returns a copy of x (N, C, H, W) of g like a ReLU's output
+// in vgg16_bn: its negative entries 0, and every 16th channel 0 but at
+// each image's last pixel, so that the taps that never reach that pixel
+// have exactly 0 gradients (dy dense, as BatchNorm's gradient is).
+func wgReLUInput(g convGeom, x []float32) []float32 {
+	out := slices.Clone(x)
+	hw := g.h * g.w
+	for i, v := range out {
+		if ch, px := i/hw%g.c, i%hw; v < 0 || ch%16 == 0 && px != hw-1 {
+			out[i] = 0
+		}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // parallelMin is the number of elements under which an elementwise or
@@ -54,13 +55,20 @@ func chunksFor(rows, rowLen, minChunk, workers int) int {
 
 // splitDynamic runs fn(worker, lo, hi) over [0, n) cut into chunks
 // contiguous chunks (chunkAt): the same boundaries on every run, the larger
-// chunks first, so that the last ones taken are the small ones. workers goroutines, the calling one (worker 0)
-// included, take the chunks in order from a shared counter until none is
-// left, so which worker gets which chunk depends on timing: fn must write
-// only what its own items determine. With one worker (or chunk), fn(0, 0,
-// n) runs once on the calling goroutine. worker, in [0, workers), tells one
-// goroutine's scratch from another's; no two calls with the same worker
-// run at once.
+// chunks first, so that the last ones taken are the small ones. workers
+// goroutines, the calling one (worker 0) included, take the chunks in
+// order from a shared counter until none is left, so which worker gets
+// which chunk depends on timing: fn must write only what its own items
+// determine. With one worker (or chunk), fn(0, 0, n) runs once on the
+// calling goroutine. worker, in [0, workers), tells one goroutine's scratch
+// from another's; no two calls with the same worker run at once.
+//
+// The other workers are splitPool's goroutines, which stay awake a while
+// between splits (a split started on a goroutine of its own waited
+// ~0.1 ms for the other vCPU to wake, hundreds of times per training
+// step); a split that finds the pool busy (nested or concurrent splits)
+// starts goroutines of its own. splitDynamic returns once every chunk is
+// done, without waiting for workers that took none.
 func splitDynamic(n, chunks, workers int, fn func(worker, lo, hi int)) {
 	chunks = min(chunks, n)
 	workers = min(workers, chunks)
@@ -68,18 +76,112 @@ func splitDynamic(n, chunks, workers int, fn func(worker, lo, hi int)) {
 		fn(0, 0, n)
 		return
 	}
-	var next atomic.Int64
-	work := func(k int) {
-		for c := int(next.Add(1)) - 1; c < chunks; c = int(next.Add(1)) - 1 {
-			fn(k, chunkAt(c, n, chunks), chunkAt(c+1, n, chunks))
+	j := &splitJob{fn: fn, n: n, chunks: chunks, workers: workers, fin: make(chan struct{})}
+	if splitPool.TryLock() {
+		splitPool.post(j)
+		j.run(0)
+		j.wait()
+		splitPool.Unlock()
+		return
+	}
+	for k := 1; k < workers; k++ {
+		go j.run(k)
+	}
+	j.run(0)
+	j.wait()
+}
+
+// splitJob is one splitDynamic call: its chunks, the next one to take and
+// how many are done.
+type splitJob struct {
+	fn                 func(worker, lo, hi int)
+	n, chunks, workers int
+	next, done         atomic.Int64
+	fin                chan struct{} // closed when every chunk is done
+}
+
+// run takes and does chunks as worker k until none is left.
+func (j *splitJob) run(k int) {
+	for c := int(j.next.Add(1)) - 1; c < j.chunks; c = int(j.next.Add(1)) - 1 {
+		j.fn(k, chunkAt(c, j.n, j.chunks), chunkAt(c+1, j.n, j.chunks))
+		if int(j.done.Add(1)) == j.chunks {
+			close(j.fin)
 		}
 	}
-	var wg sync.WaitGroup
-	for k := 1; k < workers; k++ {
-		wg.Go(func() { work(k) })
+}
+
+// wait returns when every chunk of j is done.
+func (j *splitJob) wait() {
+	if int(j.done.Load()) < j.chunks {
+		<-j.fin
 	}
-	work(0)
-	wg.Wait()
+}
+
+// splitSpin is how long a pool worker keeps polling for the next split
+// before it sleeps: longer than the ~0.1 ms a sleeping vCPU takes to wake,
+// and than most gaps between the splits of one op.
+const splitSpin = 200 * time.Microsecond
+
+// splitPool is the workers 1, 2, … of splitDynamic, started on first use
+// and never stopped. Its lock is held by the split in progress.
+var splitPool pool
+
+// pool is a set of worker goroutines that run the chunks of the posted
+// job.
+type pool struct {
+	sync.Mutex
+	job     atomic.Pointer[splitJob]
+	gen     atomic.Uint64 // bumped at every post
+	workers []*poolWorker
+}
+
+// poolWorker is one worker's parking place.
+type poolWorker struct {
+	asleep atomic.Bool
+	wake   chan struct{} // buffered 1
+}
+
+// post makes j the current job, starts the workers it lacks and wakes the
+// sleeping ones. The caller holds p's lock.
+func (p *pool) post(j *splitJob) {
+	for len(p.workers) < j.workers-1 {
+		w := &poolWorker{wake: make(chan struct{}, 1)}
+		p.workers = append(p.workers, w)
+		go p.loop(len(p.workers), w, p.gen.Load())
+	}
+	p.job.Store(j)
+	p.gen.Add(1)
+	for _, w := range p.workers[:j.workers-1] {
+		if w.asleep.Load() {
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// loop is worker k: it runs its share of every job posted after seen,
+// polling for the next one for splitSpin, then sleeping until woken.
+func (p *pool) loop(k int, w *poolWorker, seen uint64) {
+	for {
+		for deadline := time.Now().Add(splitSpin); p.gen.Load() == seen; {
+			if time.Now().Before(deadline) {
+				runtime.Gosched()
+				continue
+			}
+			w.asleep.Store(true)
+			if p.gen.Load() == seen {
+				<-w.wake
+			}
+			w.asleep.Store(false)
+			deadline = time.Now().Add(splitSpin)
+		}
+		seen = p.gen.Load()
+		if j := p.job.Load(); k < j.workers {
+			j.run(k)
+		}
+	}
 }
 
 // chunkAt is where chunk c of [0, n) cut into chunks begins: each chunk

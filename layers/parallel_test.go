@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -422,6 +423,34 @@ func TestSplitDynamicCovers(t *testing.T) {
 				t.Errorf("splitDynamic(%d, %d, %d): item %d handed out %d times, want 1", tc.n, tc.chunks, tc.workers, i, k)
 				break
 			}
+		}
+	}
+}
+
+// TestSplitDynamicNested runs splits inside the chunks of a split, and
+// splits from several goroutines at once: those that find splitPool busy
+// start goroutines of their own; every item must still be done once.
+func TestSplitDynamicNested(t *testing.T) {
+	const outer, inner = 6, 50
+	var seen [outer * inner]atomic.Int32
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			splitDynamic(outer, outer, 3, func(_, lo, hi int) {
+				for i := lo; i < hi; i++ {
+					splitDynamic(inner, 7, 2, func(_, a, b int) {
+						for j := a; j < b; j++ {
+							seen[i*inner+j].Add(1)
+						}
+					})
+				}
+			})
+		})
+	}
+	wg.Wait()
+	for i := range seen {
+		if got := seen[i].Load(); got != 3 {
+			t.Fatalf("item %d done %d times, want 3 (once per split)", i, got)
 		}
 	}
 }

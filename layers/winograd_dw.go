@@ -464,12 +464,11 @@ func wgFilterAdjoint(g convGeom, dw, du []float32, sup *wgSupport, o0, o1 int) {
 // row's segments of wgZeroSeg input channels: it screens only those with
 // an element at most tiny, gathering the elements without branches, and
 // asks sup: by xTaps once dy's channel o is known to be full, else by
-// quick, then meetsMasks. It scans dy's channel for dyFull at its first
-// element on maps of up to wgFullScan pixels over the batch, when a
-// segment has so many elements that their wgQuickChecks could cost more,
-// or before the first meetsMasks (which builds the masks from all of x
-// and dy: 64→64 32×32 layers with dead input channels took twice the
-// time of dense ones).
+// quick, then meetsMasks. It scans dy's channel for dyFull when a segment
+// has so many elements that their wgQuickChecks could cost more, or
+// before the first meetsMasks (which builds the masks from all of x and
+// dy: 64→64 32×32 layers with dead input channels took twice the time of
+// dense ones).
 func wgZeroUnmet(row []float32, least []uint32, tiny uint32, o int, sup *wgSupport) {
 	const sign = 1 << 31
 	const n = 9 * wgZeroSeg
@@ -487,7 +486,7 @@ func wgZeroUnmet(row []float32, least []uint32, tiny uint32, o int, sup *wgSuppo
 			idx[k] = int32(i0 + i)
 			k += int((uint64(math.Float32bits(v)&^sign-1) - uint64(tiny)) >> 63)
 		}
-		if !known && k > 0 && (scan <= wgFullScan || k*wgQuickChecks >= scan) {
+		if !known && k*wgQuickChecks >= scan {
 			full, known = sup.dyFull(o), true
 		}
 		for _, i := range idx[:k] {
@@ -512,12 +511,6 @@ func wgZeroUnmet(row []float32, least []uint32, tiny uint32, o int, sup *wgSuppo
 		}
 	}
 }
-
-// wgFullScan is the most pixels (images × map) of a channel of dy that
-// wgZeroUnmet scans for dyFull at its first element: as much as a few
-// rows' worth of wgQuickChecks, each of which, on the 4×4 maps of vgg16_bn
-// (1024 pixels), could end in the masks.
-const wgFullScan = 4096
 
 // wgZeroSeg is the number of input channels in a segment of a row of dW
 // that wgZeroUnmet screens as a whole or skips.

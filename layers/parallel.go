@@ -64,8 +64,8 @@ func chunksFor(rows, rowLen, minChunk, workers int) int {
 // from another's; no two calls with the same worker run at once.
 //
 // The other workers are splitPool's goroutines, which stay awake a while
-// between splits (a split started on a goroutine of its own waited
-// ~0.1 ms for the other vCPU to wake, hundreds of times per training
+// between splits (splitSpin; a goroutine started for a split waited
+// ~0.1 ms for the other vCPU to wake, ~700 times per vgg16_bn training
 // step); a split that finds the pool busy (nested or concurrent splits)
 // starts goroutines of its own. splitDynamic returns once every chunk is
 // done, without waiting for workers that took none.
@@ -118,9 +118,14 @@ func (j *splitJob) wait() {
 }
 
 // splitSpin is how long a pool worker keeps polling for the next split
-// before it sleeps: longer than the ~0.1 ms a sleeping vCPU takes to wake,
-// and than most gaps between the splits of one op.
-const splitSpin = 200 * time.Microsecond
+// before it sleeps: 4 of 5 gaps between the splits of a vgg16_bn step
+// were shorter (many under 10 µs, between the phases of one
+// convolution), while a sleeping vCPU took ~0.1 ms to wake. Polls of
+// 200 µs gained nothing more on a quiet machine, and while another
+// process held a CPU they made inference ~10% slower than no pool (the
+// poll takes CPU time from the caller then; docs/performance-nongemm.md,
+// step 7).
+const splitSpin = 50 * time.Microsecond
 
 // splitPool is the workers 1, 2, … of splitDynamic, started on first use
 // and never stopped. Its lock is held by the split in progress.

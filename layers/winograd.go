@@ -648,7 +648,7 @@ func wgInput4(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) {
 		return
 	}
 	hw, tw := h*w, (w+3)/4
-	s := wgRowScratch4(w)
+	var s wgScratch // made when the Go rows need it
 	for k := 0; k < len(ts); {
 		tl := ts[k]
 		if !wgRowAt(ts, k, tw, 4) {
@@ -671,6 +671,9 @@ func wgInput4(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) {
 			if yy := tl.y0 + i; yy >= 0 && yy < h {
 				r[i] = x[tl.in+c0*hw+yy*w : tl.in+(c1-1)*hw+yy*w+w]
 			}
+		}
+		if s.e == nil {
+			s = wgRowScratch4(w)
 		}
 		wgInRows4(v[c0*ld+k:], plane, ld, r, hw, c1-c0, s, w, tw)
 		k += tw

@@ -4,11 +4,43 @@ package layers
 
 import (
 	"math"
+	"sync"
 
 	"golang.org/x/sys/cpu"
 )
 
 //go:generate go run winograd_asm_gen.go
+
+// wgTables is the memory of the gather, scatter and run kernels' offset
+// tables. They are rebuilt at every call (from the tiles of the block and
+// the channels of the chunk), into memory taken from wgTablePool, so that a
+// training step allocates none.
+type wgTables struct {
+	i32 []int32
+	i64 []int64
+	msk []uint16
+}
+
+var wgTablePool = sync.Pool{New: func() any { return new(wgTables) }}
+
+// wgTablesGet returns pooled tables with n32 int32, n64 int64 and nm
+// mask entries, all zero; give them back with wgTablePool.Put.
+func wgTablesGet(n32, n64, nm int) *wgTables {
+	t := wgTablePool.Get().(*wgTables)
+	t.i32, t.i64, t.msk = wgZeroed(t.i32, n32), wgZeroed(t.i64, n64), wgZeroed(t.msk, nm)
+	return t
+}
+
+// wgZeroed returns buf[:n] cleared, reallocating when its capacity is
+// short.
+func wgZeroed[E int32 | int64 | uint16](buf []E, n int) []E {
+	if cap(buf) < n {
+		return make([]E, n)
+	}
+	buf = buf[:n]
+	clear(buf)
+	return buf
+}
 
 // The AVX-512 row kernels of F(2×2, 3×3)'s tile transforms
 // (winograd_amd64.s): wgInRowGo and wgOutRowGo on 16 tiles at a time,
@@ -85,8 +117,10 @@ func wgInGather(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) bool {
 		return false
 	}
 	hw := h * w
-	idx := make([]int32, 256*((len(ts)+15)/16))
-	msk := make([]uint16, len(idx)/16)
+	groups := (len(ts) + 15) / 16
+	tab := wgTablesGet(256*groups, 0, 16*groups)
+	defer wgTablePool.Put(tab)
+	idx, msk := tab.i32, tab.msk
 	for k, tl := range ts {
 		g, l := k/16, k%16
 		_ = x[tl.in+c1*hw-1]
@@ -117,8 +151,10 @@ func wgOutScatter(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []
 		return false
 	}
 	hw := h * w
-	idx := make([]int32, 64*((len(ts)+15)/16))
-	msk := make([]uint16, len(idx)/16)
+	groups := (len(ts) + 15) / 16
+	tab := wgTablesGet(64*groups, 0, 4*groups)
+	defer wgTablePool.Put(tab)
+	idx, msk := tab.i32, tab.msk
 	for k, tl := range ts {
 		g, l := k/16, k%16
 		oy, ox := tl.y0+1, tl.x0+1
@@ -230,15 +266,17 @@ func wgRun4Parts(tw int) int { return max(1, 4/tw) }
 // tiles, per row r of rows (the tiles' input rows, 6, or output rows, 4),
 // each of the 4 vectors v of 16 columns and each of its wgRun4Parts
 // parts, the offset (floats, from the channel's start) of the tile row's
-// data, less the part's first lane, and the mask of its lanes. at(tl, r)
-// returns the offset of row r of the tile tl and whether it lies in the
-// map.
-func wgRun4(ts []wgTile, w, tw, rows int, at func(tl wgTile, r int) (int, bool)) ([]int64, []uint16) {
+// data, less the part's first lane, and the mask of its lanes, in the
+// pooled tables' i64 and msk (give them back to wgTablePool after the
+// kernel). at(tl, r) returns the offset of row r of the tile tl and whether
+// it lies in the map.
+func wgRun4(ts []wgTile, w, tw, rows int, at func(tl wgTile, r int) (int, bool)) *wgTables {
 	groups := (len(ts) + 15) / 16
 	parts := wgRun4Parts(tw)
 	lanes := 16 / parts
 	ent := parts * 4 * rows
-	off, msk := make([]int64, ent*groups), make([]uint16, ent*groups)
+	tab := wgTablesGet(0, ent*groups, ent*groups)
+	off, msk := tab.i64, tab.msk
 	for g := range groups {
 		for v := range 4 {
 			for h := range parts {
@@ -263,7 +301,7 @@ func wgRun4(ts []wgTile, w, tw, rows int, at func(tl wgTile, r int) (int, bool))
 			}
 		}
 	}
-	return off, msk
+	return tab
 }
 
 // wgRun4Tiles reports whether wgInRun4 and wgOutRun4 take rows of tw
@@ -280,7 +318,7 @@ func wgInRun4(q, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) bool {
 		return false
 	}
 	hw := h * w
-	off, msk := wgRun4(ts, w, tw, 6, func(tl wgTile, r int) (int, bool) {
+	tab := wgRun4(ts, w, tw, 6, func(tl wgTile, r int) (int, bool) {
 		_ = x[tl.in+c1*hw-1]
 		yy := tl.y0 + r
 		return tl.in + yy*w, yy >= 0 && yy < h
@@ -297,7 +335,8 @@ func wgInRun4(q, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) bool {
 	_ = q[(c1-1)*ld+35*plane+len(ts)-1]
 	kernel := [...]func(q *float32, plane, ld int, x *float32, hw, c0, c1 int, off *int64, msk *uint16, n, m0, m5 int){
 		1: wgInRun4AVX512, 2: wgInRun4HAVX512, 4: wgInRun4QAVX512}[wgRun4Parts(tw)]
-	kernel(&q[0], plane, ld, &x[0], hw, c0, c1, &off[0], &msk[0], len(ts), m0, m5)
+	kernel(&q[0], plane, ld, &x[0], hw, c0, c1, &tab.i64[0], &tab.msk[0], len(ts), m0, m5)
+	wgTablePool.Put(tab)
 	return true
 }
 
@@ -311,7 +350,7 @@ func wgOutRun4(y, q []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []flo
 		return false
 	}
 	hw := h * w
-	off, msk := wgRun4(ts, w, tw, 4, func(tl wgTile, r int) (int, bool) {
+	tab := wgRun4(ts, w, tw, 4, func(tl wgTile, r int) (int, bool) {
 		_ = y[tl.out+(o1-1)*hw+min(3, h-1-tl.y0-1)*w+w-1]
 		return tl.out + r*w, tl.y0+1+r < h
 	})
@@ -322,7 +361,8 @@ func wgOutRun4(y, q []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []flo
 	}
 	kernel := [...]func(y, q *float32, plane, ld, hw, o0, o1 int, off *int64, msk *uint16, n int, bias *float32){
 		1: wgOutRun4AVX512, 2: wgOutRun4HAVX512, 4: wgOutRun4QAVX512}[wgRun4Parts(tw)]
-	kernel(&y[0], &q[0], plane, ld, hw, o0, o1, &off[0], &msk[0], len(ts), bp)
+	kernel(&y[0], &q[0], plane, ld, hw, o0, o1, &tab.i64[0], &tab.msk[0], len(ts), bp)
+	wgTablePool.Put(tab)
 	return true
 }
 

@@ -307,6 +307,9 @@ func TestWinogradGradWeightChosen(t *testing.T) {
 // shared scratch allocates next to nothing: under 1% of its scratch
 // (vgg's 128→128 layer on 16×16 maps, batch 8).
 func TestWinogradGradWeightAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts mean nothing under -race")
+	}
 	g := convGeom{n: 8, c: 128, h: 16, w: 16, o: 128, kh: 3, kw: 3, stride: 1, pad: 1, oh: 16, ow: 16}
 	x := data[float32](toFloat32(randDense(1, g.n, g.c, g.h, g.w)))
 	dy := data[float32](toFloat32(randDense(2, g.n, g.o, g.h, g.w)))

@@ -31,6 +31,9 @@ var wgDWCases = []struct{ n, c, o, h, w int }{
 	{2, 33, 17, 9, 3},
 	{1, 40, 48, 32, 32},
 	{4, 16, 16, 3, 3},
+	// VGG's shapes at batch 8: several tile blocks, cut mid-row.
+	{8, 64, 64, 32, 32},
+	{8, 128, 128, 16, 16},
 }
 
 // TestWinogradGradWeight checks the Winograd weight gradient against the

@@ -34,6 +34,10 @@ var wgCases = []struct{ n, c, o, h, w int }{
 	{2, 18, 16, 16, 33},
 	{4, 16, 20, 7, 7},
 	{3, 20, 16, 5, 6},
+	// VGG's shapes at batch 8: several tile blocks (wgBlock), cut mid-row.
+	{8, 64, 64, 32, 32},
+	{8, 128, 128, 16, 16},
+	{8, 256, 256, 8, 8},
 }
 
 // wgRelErr returns max|got − want| / max|want|.

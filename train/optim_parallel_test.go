@@ -189,3 +189,42 @@ func BenchmarkOptimizerStep(b *testing.B) {
 		}
 	}
 }
+
+// TestSGDUsualStepBitExact checks the branch-free loop of the usual SGD step
+// (momentum and weight decay, not Nesterov) against the general formula
+// written out in float32, bit for bit, over three steps (the first one
+// creates the momentum buffer), on both sides of the parallel threshold.
+func TestSGDUsualStepBitExact(t *testing.T) {
+	const lr, wd, mom, damp = 0.05, 5e-4, 0.9, 0.1
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{7, 3 << 16} {
+		p := Param{Name: "w", Value: randDense(r, tensor.Float32, n), Grad: randDense(r, tensor.Float32, n)}
+		w := slices.Clone(p.Value.Data().([]float32))
+		g := p.Grad.Data().([]float32)
+		buf := make([]float32, n)
+		opt, err := NewSGD(SGDConfig{Momentum: mom, WeightDecay: wd, Dampening: damp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for step := range 3 {
+			if err := opt.Step([]Param{p}, lr); err != nil {
+				t.Fatal(err)
+			}
+			for i := range w {
+				d := g[i] + float32(wd)*w[i]
+				if step == 0 {
+					buf[i] = d
+				} else {
+					buf[i] = buf[i]*float32(mom) + float32(1-damp)*d
+				}
+				w[i] += float32(-lr) * buf[i]
+			}
+			got := p.Value.Data().([]float32)
+			for i := range w {
+				if math.Float32bits(got[i]) != math.Float32bits(w[i]) {
+					t.Fatalf("n %d, step %d: w[%d] = %g, want %g bit for bit", n, step+1, i, got[i], w[i])
+				}
+			}
+		}
+	}
+}

@@ -97,6 +97,20 @@ func sgdUpdate[T float](s *SGD, p Param, lr float64) update {
 	if s.cfg.Momentum != 0 {
 		buf, fresh = buffer[T](s.bufs, p.Name+".momentum_buffer", p.Value, nil)
 	}
+	if buf != nil && !fresh && !s.cfg.Nesterov && s.cfg.WeightDecay != 0 {
+		// The usual step (momentum, weight decay) without the branches of
+		// the general loop below: the same operations in the same order.
+		return update{n: len(w), fn: func(lo, hi int) {
+			w, g, buf := w[lo:hi], g[lo:hi], buf[lo:hi]
+			g, buf = g[:len(w)], buf[:len(w)]
+			for i := range w {
+				d := g[i] + wd*w[i]
+				b := buf[i]*mom + damp*d
+				buf[i] = b
+				w[i] += negLR * b
+			}
+		}}
+	}
 	return update{n: len(w), fn: func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			d := g[i]

@@ -225,14 +225,17 @@ func (p *problem) run(ks kernelSet, workers int) {
 	if !splitN {
 		chunks = min(chunks, 2*workers)
 	}
+	// The goroutines share a copy of p, so that p itself does not escape:
+	// SgemmSerial's problem then stays on its caller's stack.
+	q := *p
 	var next atomic.Int64
 	work := func() {
 		for c := int(next.Add(1)) - 1; c < chunks; c = int(next.Add(1)) - 1 {
 			lo, hi := chunkAt(c, tiles, chunks), chunkAt(c+1, tiles, chunks)
 			if splitN {
-				p.compute(kern, 0, p.m, lo*kern.nr, min(hi*kern.nr, p.n))
+				q.compute(kern, 0, q.m, lo*kern.nr, min(hi*kern.nr, q.n))
 			} else {
-				p.compute(kern, lo*kern.mr, min(hi*kern.mr, p.m), 0, p.n)
+				q.compute(kern, lo*kern.mr, min(hi*kern.mr, q.m), 0, q.n)
 			}
 		}
 	}

@@ -125,7 +125,7 @@ func runUpdates(ups []update, workers int) {
 		return
 	}
 	type chunk struct{ u, lo, hi int }
-	var chunks []chunk
+	chunks := make([]chunk, 0, total/chunkMax+len(ups))
 	for i, u := range ups {
 		k := (u.n + chunkMax - 1) / chunkMax
 		for j := range k {

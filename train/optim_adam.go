@@ -102,7 +102,7 @@ func (a *Adam) Step(params []Param, lr float64) error {
 	if err := checkState(who, a.bufs, params, &a.checked); err != nil {
 		return err
 	}
-	var ups []update
+	ups := make([]update, 0, len(params))
 	for _, p := range params {
 		if p.Grad == nil {
 			continue

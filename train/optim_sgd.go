@@ -69,7 +69,7 @@ func (s *SGD) Step(params []Param, lr float64) error {
 	if err := checkState("sgd", s.bufs, params, &s.checked); err != nil {
 		return err
 	}
-	var ups []update
+	ups := make([]update, 0, len(params))
 	for _, p := range params {
 		if p.Grad == nil {
 			continue

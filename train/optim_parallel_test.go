@@ -192,39 +192,62 @@ func BenchmarkOptimizerStep(b *testing.B) {
 
 // TestSGDUsualStepBitExact checks the branch-free loop of the usual SGD step
 // (momentum and weight decay, not Nesterov) against the general formula
-// written out in float32, bit for bit, over three steps (the first one
-// creates the momentum buffer), on both sides of the parallel threshold.
+// written out in the parameter's dtype, bit for bit, over three steps (the
+// first one creates the momentum buffer), in float32 and float64, on both
+// sides of the parallel threshold.
 func TestSGDUsualStepBitExact(t *testing.T) {
-	const lr, wd, mom, damp = 0.05, 5e-4, 0.9, 0.1
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, n := range []int{7, 3 << 16} {
-		p := Param{Name: "w", Value: randDense(r, tensor.Float32, n), Grad: randDense(r, tensor.Float32, n)}
-		w := slices.Clone(p.Value.Data().([]float32))
-		g := p.Grad.Data().([]float32)
-		buf := make([]float32, n)
-		opt, err := NewSGD(SGDConfig{Momentum: mom, WeightDecay: wd, Dampening: damp})
-		if err != nil {
-			t.Fatal(err)
+		if err := sgdUsualStepBitExact[float32](r, tensor.Float32, n); err != nil {
+			t.Errorf("float32: %v", err)
 		}
-		for step := range 3 {
-			if err := opt.Step([]Param{p}, lr); err != nil {
-				t.Fatal(err)
+		if err := sgdUsualStepBitExact[float64](r, tensor.Float64, n); err != nil {
+			t.Errorf("float64: %v", err)
+		}
+	}
+}
+
+// sgdUsualStepBitExact runs three SGD steps with momentum, dampening and weight
+// decay on n random elements of dtype dt (T) and returns an error naming the
+// first element that differs from the formula computed in T.
+func sgdUsualStepBitExact[T float](r *rand.Rand, dt tensor.Dtype, n int) error {
+	const lr, wd, mom, damp = 0.05, 5e-4, 0.9, 0.1
+	p := Param{Name: "w", Value: randDense(r, dt, n), Grad: randDense(r, dt, n)}
+	w := slices.Clone(data[T](p.Value))
+	g := data[T](p.Grad)
+	buf := make([]T, n)
+	opt, err := NewSGD(SGDConfig{Momentum: mom, WeightDecay: wd, Dampening: damp})
+	if err != nil {
+		return err
+	}
+	for step := range 3 {
+		if err := opt.Step([]Param{p}, lr); err != nil {
+			return err
+		}
+		for i := range w {
+			d := g[i] + T(wd)*w[i]
+			if step == 0 {
+				buf[i] = d
+			} else {
+				buf[i] = buf[i]*T(mom) + T(1-damp)*d
 			}
-			for i := range w {
-				d := g[i] + float32(wd)*w[i]
-				if step == 0 {
-					buf[i] = d
-				} else {
-					buf[i] = buf[i]*float32(mom) + float32(1-damp)*d
-				}
-				w[i] += float32(-lr) * buf[i]
-			}
-			got := p.Value.Data().([]float32)
-			for i := range w {
-				if math.Float32bits(got[i]) != math.Float32bits(w[i]) {
-					t.Fatalf("n %d, step %d: w[%d] = %g, want %g bit for bit", n, step+1, i, got[i], w[i])
-				}
+			w[i] += T(-lr) * buf[i]
+		}
+		got := data[T](p.Value)
+		for i := range w {
+			if !sameFloatBits(got[i], w[i]) {
+				return fmt.Errorf("n %d, step %d: w[%d] = %g, want %g bit for bit", n, step+1, i, got[i], w[i])
 			}
 		}
 	}
+	return nil
+}
+
+// sameFloatBits reports whether a and b have the same bit pattern.
+func sameFloatBits[T float](a, b T) bool {
+	switch a := any(a).(type) {
+	case float32:
+		return math.Float32bits(a) == math.Float32bits(any(b).(float32))
+	}
+	return math.Float64bits(float64(a)) == math.Float64bits(float64(b))
 }

@@ -111,7 +111,6 @@ func (op *maxPoolOp) SymDiff(_ G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 // clipped to the input (padding is −∞); a NaN wins over any number.
 func maxPool[T float](g poolGeom, y []T, argmax []int32, x []T) {
 	hw, ohw := g.h*g.w, g.oh*g.ow
-	plane := maxPoolPlane[T]
 	if y32, ok := any(y).([]float32); ok && g.k == 2 && g.s == 2 && g.p == 0 {
 		x32 := any(x).([]float32)
 		splitRows(g.n*g.c, hw, func(lo, hi int) {
@@ -123,7 +122,7 @@ func maxPool[T float](g poolGeom, y []T, argmax []int32, x []T) {
 	}
 	splitRows(g.n*g.c, hw, func(lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
-			plane(g, y[pl*ohw:(pl+1)*ohw], argmax[pl*ohw:(pl+1)*ohw], x[pl*hw:(pl+1)*hw])
+			maxPoolPlane(g, y[pl*ohw:(pl+1)*ohw], argmax[pl*ohw:(pl+1)*ohw], x[pl*hw:(pl+1)*hw])
 		}
 	})
 }

@@ -75,6 +75,7 @@ func TestParallelKernelsMatchSerial(t *testing.T) {
 	}
 	g := poolGeom{n: n, c: c, h: h, w: w, k: 3, s: 2, p: 1}
 	g.oh, g.ow = (h+2-3)/2+1, (w+2-3)/2+1
+	g2 := poolGeom{n: n, c: c, h: h, w: w, k: 2, s: 2, oh: h / 2, ow: w / 2} // same output size as g
 	pdy := make([]float32, n*c*g.oh*g.ow)
 	copy(pdy, dy)
 
@@ -113,6 +114,13 @@ func TestParallelKernelsMatchSerial(t *testing.T) {
 		pdx := make([]float32, len(x))
 		maxPoolGrad(g, pdx, arg, pdy)
 		out["maxPoolGrad"] = pdx
+		// VGG's pooling (2×2, stride 2) takes maxPool's float32 fast path.
+		py2, arg2 := make([]float32, len(pdy)), make([]int32, len(pdy))
+		maxPool(g2, py2, arg2, x)
+		out["maxPool2x2"] = py2
+		pdx2 := make([]float32, len(x))
+		maxPoolGrad(g2, pdx2, arg2, pdy)
+		out["maxPoolGrad2x2"] = pdx2
 		return out
 	}
 	serial := run(1)

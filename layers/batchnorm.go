@@ -150,16 +150,22 @@ func (op *bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) 
 	}
 	runMean, runVar := bnLoad(op.stats.Mean), bnLoad(op.stats.Var)
 	y := op.buf.output(prealloc, x.Dtype(), s)
-	var batchVar []float64
-	switch {
-	case op.train:
-		batchVar = make([]float64, c)
+	if op.train {
+		batchVar := make([]float64, c)
 		if x.Dtype() == tensor.Float32 {
 			bnTrainForward(data[float32](y), data[float32](x), data[float32](gamma), data[float32](beta), op.mean, batchVar, op.invstd, op.stats.Eps, n, c, hw)
 		} else {
 			bnTrainForward(data[float64](y), data[float64](x), data[float64](gamma), data[float64](beta), op.mean, batchVar, op.invstd, op.stats.Eps, n, c, hw)
 		}
-	default:
+		m, count := op.stats.Momentum, float64(n*hw)
+		for ch := range c {
+			runMean[ch] = (1-m)*runMean[ch] + m*op.mean[ch]
+			runVar[ch] = (1-m)*runVar[ch] + m*batchVar[ch]*count/(count-1)
+		}
+		bnStore(op.stats.Mean, runMean)
+		bnStore(op.stats.Var, runVar)
+		op.stats.NumBatchesTracked++
+	} else {
 		copy(op.mean, runMean)
 		for ch, v := range runVar {
 			op.invstd[ch] = bnInvStd(v, op.stats.Eps)
@@ -169,16 +175,6 @@ func (op *bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) 
 		} else {
 			bnForward(data[float64](y), data[float64](x), data[float64](gamma), data[float64](beta), op.mean, op.invstd, n, c, hw)
 		}
-	}
-	if op.train {
-		m, count := op.stats.Momentum, float64(n*hw)
-		for ch := range c {
-			runMean[ch] = (1-m)*runMean[ch] + m*op.mean[ch]
-			runVar[ch] = (1-m)*runVar[ch] + m*batchVar[ch]*count/(count-1)
-		}
-		bnStore(op.stats.Mean, runMean)
-		bnStore(op.stats.Var, runVar)
-		op.stats.NumBatchesTracked++
 	}
 	op.ran = true
 	return y, nil

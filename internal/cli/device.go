@@ -39,14 +39,9 @@ func openDevice(cmd *cobra.Command) (*nn.Backend, error) {
 		return nil, nil
 	case "cuda":
 		// ZOO_CUDA_TF32=1: TF32 tensor-core GEMMs, as PyTorch's allow_tf32.
-		d, err := cuda.Open(cuda.Options{TF32: os.Getenv("ZOO_CUDA_TF32") == "1"})
+		b, err := nn.Open(cuda.Options{TF32: os.Getenv("ZOO_CUDA_TF32") == "1"})
 		if err != nil {
 			return nil, fmt.Errorf("--device cuda: %w", err)
-		}
-		b, err := nn.New(d)
-		if err != nil {
-			d.Close()
-			return nil, fmt.Errorf("--device cuda: %s: %w", d.Name(), err)
 		}
 		return b, nil
 	default:

@@ -27,7 +27,6 @@ type CUDAOptions struct {
 // host Model up to date with Sync, and Close it when done.
 type CUDA struct {
 	*Device[nn.Tensor]
-	dev     *cuda.Device
 	backend *nn.Backend
 }
 
@@ -35,27 +34,18 @@ type CUDA struct {
 // statistics (m must be float32; o is as for NewNet). Without an NVIDIA
 // driver its error wraps ErrNoCUDA.
 func OpenCUDA(m *Model, o NetOptions, c CUDAOptions) (*CUDA, error) {
-	dev, err := cuda.Open(cuda.Options{Ordinal: c.Ordinal, TF32: c.TF32})
+	b, err := nn.Open(cuda.Options{Ordinal: c.Ordinal, TF32: c.TF32})
 	if err != nil {
 		return nil, fmt.Errorf("vgg: %w", err)
 	}
-	b, err := nn.New(dev)
-	if err != nil {
-		dev.Close()
-		return nil, fmt.Errorf("vgg: %s: %w", dev.Name(), err)
-	}
 	d, err := NewDevice(m, b, o)
 	if err != nil {
-		b.Release()
-		dev.Close()
+		b.Close()
 		return nil, err
 	}
-	return &CUDA{Device: d, dev: dev, backend: b}, nil
+	return &CUDA{Device: d, backend: b}, nil
 }
 
 // Close frees the model's GPU memory and closes the GPU. Sync first to keep
 // what was trained: the host Model is not updated by Close.
-func (c *CUDA) Close() error {
-	c.backend.Release()
-	return c.dev.Close()
-}
+func (c *CUDA) Close() error { return c.backend.Close() }

@@ -41,7 +41,7 @@ func gpuBackend(t *testing.T) *nn.Backend {
 		d.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Release(); d.Close() })
+	t.Cleanup(func() { b.Close() })
 	return b
 }
 

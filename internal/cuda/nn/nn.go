@@ -54,6 +54,29 @@ func New(d *cuda.Device) (*Backend, error) {
 	return b, nil
 }
 
+// Open opens the GPU that o names and loads the kernels on it (New); Close
+// the backend when done. cuda.Open's error is returned as it is (it wraps
+// cuda.ErrNoDriver on a machine without an NVIDIA driver); a kernel that does
+// not load is reported with the GPU's name.
+func Open(o cuda.Options) (*Backend, error) {
+	d, err := cuda.Open(o)
+	if err != nil {
+		return nil, err
+	}
+	b, err := New(d)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("%s: %w", d.Name(), err)
+	}
+	return b, nil
+}
+
+// Close releases the pool (Release) and closes the device.
+func (b *Backend) Close() error {
+	b.Release()
+	return b.D.Close()
+}
+
 // Tensor is a float32 (or, for argmax, int32; for masks, byte) device array
 // with a shape.
 type Tensor struct {

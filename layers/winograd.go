@@ -26,12 +26,14 @@ import (
 // more, see wgF4On) runs on the same scheme with its own transforms
 // (wgFilter4, wgInput4, wgOutput4).
 //
-// F(2×2)'s transforms run on AVX-512 kernels where the CPU has them
+// The transforms of both run on AVX-512 kernels where the CPU has them
 // (winograd_amd64.s, written by winograd_asm_gen.go), with the Go code's
-// operations in the same order, so bit-identical results: whole rows of
-// tiles at once on maps 16 and more wide, gathers and scatters of 16
-// tiles at a time on smaller maps, the filters 16 input channels at a
-// time. Elsewhere, and with the purego build tag, the Go code runs.
+// operations in the same order, so bit-identical results: for F(2×2),
+// whole rows of tiles at once on maps 16 and more wide, gathers and
+// scatters of 16 tiles at a time on smaller maps; for F(4×4), runs of
+// whole rows of 1, 2, 4 or 8 tiles 16 tiles at a time (wgInRun4,
+// wgOutRun4), other rows one at a time; the filters 16 input channels at
+// a time. Elsewhere, and with the purego build tag, the Go code runs.
 
 // convDirect forces the direct (im2col + GEMM) path for every
 // convolution: set by ZOO_CONV=direct, read once at start, for benchmarks
@@ -55,15 +57,18 @@ func (g convGeom) winograd() bool {
 }
 
 // wgBufs is the scratch of one Winograd convolution: the transformed
-// filters U and the transformed input and products (V, M) of a block of
-// tiles. Buffers only grow and are never cleared: every element read is
-// written first.
-type wgBufs struct{ u, v, m []float32 }
+// filters U, the transformed input and products (V, M) of a block of
+// tiles, and the block's tiles. Buffers only grow and are never cleared:
+// every element read is written first.
+type wgBufs struct {
+	u, v, m []float32
+	ts      []wgTile
+}
 
 // wgGrow returns (*buf)[:n], reallocating when its capacity is short.
-func wgGrow(buf *[]float32, n int) []float32 {
+func wgGrow[E any](buf *[]E, n int) []E {
 	if cap(*buf) < n {
-		*buf = make([]float32, n)
+		*buf = make([]E, n)
 	}
 	return (*buf)[:n]
 }
@@ -231,7 +236,7 @@ func wgConv(s *wgBufs, alg wgAlg, n, cin, cout, h, w int, y, x, u, b []float32, 
 	// sets.
 	vp, mp := cin*tb+16, cout*tb+16
 	v, m := wgGrow(&s.v, np*vp), wgGrow(&s.m, np*mp)
-	ts := make([]wgTile, tb)
+	ts := wgGrow(&s.ts, tb)
 	for t0 := 0; t0 < tiles; t0 += tb {
 		cnt := min(tb, tiles-t0)
 		wgTiles(ts[:cnt], t0, mt, cin, cout, h, w)
@@ -337,8 +342,8 @@ func wgInput(v, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) {
 	}
 }
 
-// wgRowMinW is the map width from which whole rows of tiles go to
-// wgInRow and wgOutRow (the rest tile by tile); under it wgInGather and
+// wgRowMinW is the map width from which F(2×2)'s whole rows of tiles go to
+// wgInRows and wgOutRows (the rest tile by tile); under it wgInGather and
 // wgOutScatter take every tile when they can. With AVX-512, rows of 8
 // tiles (16 columns) and more; in Go, rows of 4 and more (rows of 1 or 2
 // were slower than tile by tile).
@@ -360,7 +365,7 @@ func wgRowAt(ts []wgTile, k, tw, m int) bool {
 	return last.in == ts[k].in && last.y0 == ts[k].y0 && last.x0 == m*(tw-1)-1
 }
 
-// wgScratch is the scratch of wgInRow for maps w wide: a zero row, and
+// wgScratch is the scratch of wgInRows for maps w wide: a zero row, and
 // wgInRowGo's 4 rows of Bᵀ·d, each w+3 floats with a zero before and
 // after the w columns (Bᵀ·d of column j at e[i·(w+3) + 1 + j]).
 type wgScratch struct{ zero, e []float32 }
@@ -376,13 +381,19 @@ func wgRowScratch(w int) wgScratch {
 func wgInRowsGo(q []float32, plane, ld int, r [4][]float32, hw, nc int, s wgScratch, w, tw int) {
 	for c := range nc {
 		var rc [4][]float32
-		for i := range r {
-			rc[i] = s.zero[:w]
-			if r[i] != nil {
-				rc[i] = r[i][c*hw:][:w]
-			}
-		}
+		wgChannelRows(rc[:], r[:], s.zero[:w], c*hw)
 		wgInRowGo(q[c*ld:], plane, rc, s.e, w, tw)
+	}
+}
+
+// wgChannelRows sets rc[i] to r[i][at:][:len(zero)], one channel's input
+// row, or to zero where r[i] is nil (the padding).
+func wgChannelRows(rc, r [][]float32, zero []float32, at int) {
+	for i := range r {
+		rc[i] = zero
+		if r[i] != nil {
+			rc[i] = r[i][at:][:len(zero)]
+		}
 	}
 }
 
@@ -416,17 +427,7 @@ func wgInTile(q, xc []float32, tl wgTile, h, w, plane int) {
 		r0, r1, r2, r3 = xc[at:][:4], xc[at+w:][:4], xc[at+2*w:][:4], xc[at+3*w:][:4]
 	} else {
 		var d [16]float32
-		for i := range 4 {
-			yy := tl.y0 + i
-			if yy < 0 || yy >= h {
-				continue
-			}
-			for j := range 4 {
-				if xx := tl.x0 + j; xx >= 0 && xx < w {
-					d[4*i+j] = xc[yy*w+xx]
-				}
-			}
-		}
+		wgLoadBlock(d[:], xc, tl, 4, h, w)
 		r0, r1, r2, r3 = d[0:4], d[4:8], d[8:12], d[12:16]
 	}
 	// Bᵀ·d: the rows combined, column by column.
@@ -439,6 +440,23 @@ func wgInTile(q, xc []float32, tl wgTile, h, w, plane int) {
 	q[4*plane], q[5*plane], q[6*plane], q[7*plane] = wgB(e10, e11, e12, e13)
 	q[8*plane], q[9*plane], q[10*plane], q[11*plane] = wgB(e20, e21, e22, e23)
 	q[12*plane], q[13*plane], q[14*plane], q[15*plane] = wgB(e30, e31, e32, e33)
+}
+
+// wgLoadBlock copies the side×side input block of the tile tl from the
+// channel xc (h, w) into d (side·side, row by row), leaving d's elements in
+// the padding as they are (zero in a fresh block).
+func wgLoadBlock(d, xc []float32, tl wgTile, side, h, w int) {
+	for i := range side {
+		yy := tl.y0 + i
+		if yy < 0 || yy >= h {
+			continue
+		}
+		for j := range side {
+			if xx := tl.x0 + j; xx >= 0 && xx < w {
+				d[side*i+j] = xc[yy*w+xx]
+			}
+		}
+	}
 }
 
 // wgB is Bᵀ·(a, b, c, d): F(2×2, 3×3)'s input transform of one column or
@@ -693,12 +711,7 @@ func wgRowScratch4(w int) wgScratch {
 func wgInRowsGo4(q []float32, plane, ld int, r [6][]float32, hw, nc int, s wgScratch, w, tw int) {
 	for c := range nc {
 		var rc [6][]float32
-		for i := range r {
-			rc[i] = s.zero[:w]
-			if r[i] != nil {
-				rc[i] = r[i][c*hw:][:w]
-			}
-		}
+		wgChannelRows(rc[:], r[:], s.zero[:w], c*hw)
 		wgInRowGo4(q[c*ld:], plane, rc, s.e, w, tw)
 	}
 }
@@ -730,17 +743,7 @@ func wgInRowGo4(q []float32, plane int, r [6][]float32, e []float32, w, tw int) 
 // into q's 36 planes (plane apart).
 func wgInTile4(q, xc []float32, tl wgTile, h, w, plane int) {
 	var d [36]float32 // the 6×6 block, zero in the padding
-	for i := range 6 {
-		yy := tl.y0 + i
-		if yy < 0 || yy >= h {
-			continue
-		}
-		for j := range 6 {
-			if xx := tl.x0 + j; xx >= 0 && xx < w {
-				d[6*i+j] = xc[yy*w+xx]
-			}
-		}
-	}
+	wgLoadBlock(d[:], xc, tl, 6, h, w)
 	var e [36]float32 // Bᵀ·d: the rows combined, column by column
 	for j := range 6 {
 		e[j], e[6+j], e[12+j], e[18+j], e[24+j], e[30+j] = wgB6(d[j], d[6+j], d[12+j], d[18+j], d[24+j], d[30+j])

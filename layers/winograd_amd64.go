@@ -77,15 +77,23 @@ func wgInRows(q []float32, plane, ld int, r [4][]float32, hw, nc int, s wgScratc
 	// writes q[c·ld + ξ·plane + t] for c < nc, t < tw.
 	var p [4]*float32
 	var st [4]int
+	wgRowPointers(p[:], st[:], r[:], s.zero[:w], hw, nc)
+	_ = q[(nc-1)*ld+15*plane+tw-1]
+	wgInRowAVX512(&q[0], plane, ld, p[0], p[1], p[2], p[3], st[0], st[1], st[2], st[3], nc, w, tw)
+}
+
+// wgRowPointers sets p[i] and st[i] to the first element and the channel
+// stride (hw) of the input rows r[i] of nc channels, checking that they
+// hold nc channels of len(zero) floats, or to zero's and 0 where r[i] is
+// nil (the padding): the row arguments of the input row kernels.
+func wgRowPointers(p []*float32, st []int, r [][]float32, zero []float32, hw, nc int) {
 	for i := range r {
-		p[i] = &s.zero[:w][0]
+		p[i], st[i] = &zero[0], 0
 		if r[i] != nil {
-			_ = r[i][(nc-1)*hw+w-1]
+			_ = r[i][(nc-1)*hw+len(zero)-1]
 			p[i], st[i] = &r[i][0], hw
 		}
 	}
-	_ = q[(nc-1)*ld+15*plane+tw-1]
-	wgInRowAVX512(&q[0], plane, ld, p[0], p[1], p[2], p[3], st[0], st[1], st[2], st[3], nc, w, tw)
 }
 
 // wgOutRows writes the outputs of one whole row of tiles of nc channels
@@ -205,13 +213,7 @@ func wgInRows4(q []float32, plane, ld int, r [6][]float32, hw, nc int, s wgScrat
 	// writes q[c·ld + ξ·plane + t] for c < nc, t < tw.
 	var p [6]*float32
 	var st [6]int
-	for i := range r {
-		p[i] = &s.zero[:w][0]
-		if r[i] != nil {
-			_ = r[i][(nc-1)*hw+w-1]
-			p[i], st[i] = &r[i][0], hw
-		}
-	}
+	wgRowPointers(p[:], st[:], r[:], s.zero[:w], hw, nc)
 	_ = q[(nc-1)*ld+35*plane+tw-1]
 	wgInRow4AVX512(&q[0], plane, ld, p[0], p[1], p[2], p[3], p[4], p[5], st[0], st[1], st[2], st[3], st[4], st[5], nc, w, tw)
 }

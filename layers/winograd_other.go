@@ -5,11 +5,13 @@ package layers
 // wgAVX512 is false on this build: there are no assembly kernels.
 var wgAVX512 = false
 
-// wgInRows and wgOutRows are wgInRowsGo and wgOutRowsGo on this build
-// (see winograd_amd64.go for the assembly).
+// The row transforms are the Go code on this build (see
+// winograd_amd64.go for the assembly).
 var (
-	wgInRows  = wgInRowsGo
-	wgOutRows = wgOutRowsGo
+	wgInRows   = wgInRowsGo
+	wgOutRows  = wgOutRowsGo
+	wgInRows4  = wgInRowsGo4
+	wgOutRows4 = wgOutRowsGo4
 )
 
 // wgInGather has no kernel on this build: it reports false.
@@ -22,13 +24,6 @@ func wgOutScatter(y, m []float32, ts []wgTile, o0, o1, h, w, ld, plane int, b []
 
 // wgFilterRows has no kernel on this build: it reports false.
 func wgFilterRows(u, w []float32, o, c, lo, hi int) bool { return false }
-
-// wgInRows4 and wgOutRows4 are wgInRowsGo4 and wgOutRowsGo4 on this
-// build.
-var (
-	wgInRows4  = wgInRowsGo4
-	wgOutRows4 = wgOutRowsGo4
-)
 
 // wgInRun4 has no kernel on this build: it reports false.
 func wgInRun4(q, x []float32, ts []wgTile, c0, c1, h, w, ld, plane int) bool { return false }

@@ -307,11 +307,9 @@ func TestDeviceCheckRefuses(t *testing.T) {
 			if tt.want == "" && err != nil {
 				t.Errorf("Check: %v, want nil", err)
 			}
-			if tt.want != "" && (err == nil || !contains(err.Error(), tt.want)) {
+			if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
 				t.Errorf("Check: %v, want an error containing %q", err, tt.want)
 			}
 		})
 	}
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

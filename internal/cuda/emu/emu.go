@@ -33,6 +33,10 @@ func (t Tensor) Len() int {
 	return n
 }
 
+// host wraps vals as a tensor of shape outside the pool (a zero bias or
+// seed for the CPU graphs).
+func host(vals []float32, shape ...int) Tensor { return Tensor{buf: &vals, Shape: shape} }
+
 func (t Tensor) data() []float32 {
 	if t.buf == nil {
 		return nil
@@ -114,9 +118,6 @@ func (b *Backend) Recycle() { b.pool.Recycle() }
 
 // Allocs counts the buffers allocated so far.
 func (b *Backend) Allocs() int { return b.pool.Allocs() }
-
-// Release empties the pool.
-func (b *Backend) Release() { b.pool.Drain(func(*[]float32) {}) }
 
 // ShapeOf is t's shape.
 func (b *Backend) ShapeOf(t Tensor) []int { return t.Shape }

@@ -89,8 +89,7 @@ func (b *Backend) Conv2d(x, w, bias Tensor, stride, pad int) (Tensor, error) {
 
 // Conv2dBackward is nn.Backend.Conv2dBackward.
 func (b *Backend) Conv2dBackward(x, w, dy Tensor, stride, pad int) (dx, dw, db Tensor, err error) {
-	bias := Tensor{buf: new([]float32), Shape: []int{w.Shape[0]}}
-	*bias.buf = make([]float32, w.Shape[0])
+	bias := host(make([]float32, w.Shape[0]), w.Shape[0])
 	_, g, err := cpu([]Tensor{x, w, bias}, []int{0, 1, 2}, &dy, func(xs []*G.Node) (*G.Node, error) {
 		return layers.Conv2d(xs[0], xs[1], xs[2], stride, pad)
 	})
@@ -115,8 +114,7 @@ func (b *Backend) Linear(x, w, bias Tensor) (Tensor, error) {
 
 // LinearBackward is nn.Backend.LinearBackward.
 func (b *Backend) LinearBackward(x, w, dy Tensor) (dx, dw, db Tensor, err error) {
-	bias := Tensor{buf: new([]float32), Shape: []int{w.Shape[0]}}
-	*bias.buf = make([]float32, w.Shape[0])
+	bias := host(make([]float32, w.Shape[0]), w.Shape[0])
 	_, g, err := cpu([]Tensor{x, w, bias}, []int{0, 1, 2}, &dy, func(xs []*G.Node) (*G.Node, error) { return layers.Linear(xs[0], xs[1], xs[2]) })
 	if err != nil {
 		return dx, dw, db, fmt.Errorf("emu: LinearBackward: %w", err)
@@ -243,8 +241,7 @@ func bnStats(mean, v Tensor, eps, momentum float64) *layers.BNStats {
 // model's layers.
 func (b *Backend) BatchNorm2dBackward(x, gamma, dy, mean, invStd Tensor, train bool) (dx, dgamma, dbeta Tensor, err error) {
 	c := gamma.Len()
-	beta := Tensor{buf: new([]float32), Shape: []int{c}}
-	*beta.buf = make([]float32, c)
+	beta := host(make([]float32, c), c)
 	def := layers.NewBNStats(tensor.Float32, c)
 	stats := bnStats(mean, invStd, def.Eps, def.Momentum)
 	_, g, err := cpu([]Tensor{x, gamma, beta}, []int{0, 1, 2}, &dy, func(xs []*G.Node) (*G.Node, error) {
@@ -318,8 +315,7 @@ func (b *Backend) CrossEntropy(z Tensor, labels []float32, smoothing float64) (l
 
 // CrossEntropyGrad is nn.Backend.CrossEntropyGrad.
 func (b *Backend) CrossEntropyGrad(z, labels Tensor, smoothing, g float64) (Tensor, error) {
-	seed := Tensor{buf: new([]float32), Shape: []int{1}}
-	*seed.buf = []float32{1}
+	seed := host([]float32{1}, 1)
 	_, gs, err := cpu([]Tensor{z, labels}, []int{0}, &seed, func(xs []*G.Node) (*G.Node, error) { return layers.CrossEntropy(xs[0], xs[1], smoothing) })
 	if err != nil {
 		return Tensor{}, fmt.Errorf("emu: CrossEntropyGrad: %w", err)
@@ -332,7 +328,8 @@ func (b *Backend) CrossEntropyGrad(z, labels Tensor, smoothing, g float64) (Tens
 	return b.Upload(gs[0], z.Shape...)
 }
 
-// SGDStep is nn.Backend.SGDStep with train.SGD's float32 arithmetic.
+// SGDStep is nn.Backend.SGDStep: the sgd_update kernel's loop, which is
+// train.SGD's float32 arithmetic.
 func (b *Backend) SGDStep(w, g, buf Tensor, lr, weightDecay, momentum, dampening float64, nesterov, fresh bool) error {
 	if w.Len() != g.Len() || (buf.buf != nil && buf.Len() != w.Len()) {
 		return fmt.Errorf("emu: SGDStep: w has %d values, g %d, the buffer %d", w.Len(), g.Len(), buf.Len())
@@ -341,7 +338,7 @@ func (b *Backend) SGDStep(w, g, buf Tensor, lr, weightDecay, momentum, dampening
 	wv, gv, bv := w.data(), g.data(), buf.data()
 	for i := range wv {
 		d := gv[i]
-		if weightDecay != 0 {
+		if wd != 0 {
 			d += wd * wv[i]
 		}
 		if bv != nil {

@@ -64,10 +64,7 @@ func winogradGradWeight(g convGeom, dw, x, dy []float32) {
 	// its 16 planes side by side).
 	vp, mp, up := c*tb+16, tb*o+16, wgDUPlane(o, c)
 	v, m, du := wgGrow(&s.v, np*vp), wgGrow(&s.m, np*mp), wgGrow(&s.u, np*up)
-	if cap(kept.tiles) < tb {
-		kept.tiles = make([]wgTile, tb)
-	}
-	ts := kept.tiles[:tb]
+	ts := wgGrow(&s.ts, tb)
 	// The phases, made once for every block: they read its cnt and beta.
 	// Both transforms run in one phase, over the input channels and then
 	// the output channels.
@@ -89,33 +86,25 @@ func winogradGradWeight(g convGeom, dw, x, dy []float32) {
 	}
 	for t0 := 0; t0 < tiles; t0 += tb {
 		cnt = min(tb, tiles-t0)
-		for k := range cnt {
-			t := t0 + k
-			img, r := t/(th*tw), t%(th*tw)
-			ty, tx := r/tw, r%tw
-			ts[k] = wgTile{in: img * c * h * w, y0: 2*ty - 1, x0: 2*tx - 1, out: img*o*h*w + 2*ty*w + 2*tx}
-		}
+		wgTiles(ts[:cnt], t0, 2, c, o, h, w)
 		wgSplit(c+o, (c+o)*cnt, transforms)
 		wgSplit(np, o*c*cnt, gemms)
 		beta = 1
 	}
 	segs := (c + wgZeroSeg - 1) / wgZeroSeg
-	if cap(kept.taps) < c+o+o*segs {
-		kept.taps = make([]uint32, c+o+o*segs)
-	}
-	taps := kept.taps[:c]
+	all := wgGrow(&kept.taps, c+o+o*segs)
+	taps := all[:c]
 	clear(taps)
-	sup := &wgSupport{g: g, x: x, dy: dy, buf: &kept.masks, taps: taps, top: kept.taps[c:][:o], least: kept.taps[c+o:][:o*segs]}
+	sup := &wgSupport{g: g, x: x, dy: dy, buf: &kept.masks, taps: taps, top: all[c:][:o], least: all[c+o:][:o*segs]}
 	rows := (o + wgFoldRows - 1) / wgFoldRows
 	wgSplit(rows, np*o*c, func(lo, hi int) {
 		wgFilterAdjoint(g, dw, du, sup, lo*wgFoldRows, min(hi*wgFoldRows, o))
 	})
 }
 
-// wgDWBufs is winogradGradWeight's scratch besides wgBufs: its tile list
-// and wgSupport's masks and taps. Buffers only grow.
+// wgDWBufs is winogradGradWeight's scratch besides wgBufs: wgSupport's
+// masks and taps. Buffers only grow.
 type wgDWBufs struct {
-	tiles []wgTile
 	masks []uint64
 	taps  []uint32 // and wgFilterAdjoint's top and least
 }
@@ -293,10 +282,7 @@ func (s *wgSupport) build() {
 	wp := g.w + 2
 	s.words = ((g.h+2)*wp + 63) / 64
 	nx, nd, na := g.n*g.c*s.words, g.n*g.o*s.words, (g.n*g.c+63)/64
-	if cap(*s.buf) < nx+nd+na {
-		*s.buf = make([]uint64, nx+nd+na)
-	}
-	m := (*s.buf)[:nx+nd+na]
+	m := wgGrow(s.buf, nx+nd+na)
 	clear(m)
 	s.xm, s.dm, s.xany = m[:nx], m[nx:nx+nd], m[nx+nd:]
 	hw := g.h * g.w

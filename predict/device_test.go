@@ -10,8 +10,8 @@ import (
 )
 
 // TestLogitsOption: a predictor whose logits come from a vgg.Device (here on
-// the host emulation of the GPU backend) predicts what the CPU graph does,
-// across MaxBatch chunks.
+// the host emulation of the GPU backend) computes every batch there and
+// predicts what the CPU graph does, across MaxBatch chunks.
 func TestLogitsOption(t *testing.T) {
 	m, err := vgg.New("vgg11_bn", vgg.Options{WidthMult: 1.0 / 16, Seed: 2})
 	if err != nil {
@@ -26,7 +26,13 @@ func TestLogitsOption(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cpu.Close()
-	gpu, err := New(m, Options{MaxBatch: 2, Logits: dev.Logits})
+	var calls, seen int // the device's Logits calls, and the images they got
+	logits := func(images []float32) ([]float32, error) {
+		calls++
+		seen += len(images) / (3 * 32 * 32)
+		return dev.Logits(images)
+	}
+	gpu, err := New(m, Options{MaxBatch: 2, Logits: logits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +49,9 @@ func TestLogitsOption(t *testing.T) {
 	got, err := gpu.PredictInputs(x, 3)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if calls != 3 || seen != 5 {
+		t.Errorf("the device computed %d batches of %d images in all, want 3 batches (MaxBatch 2) of 5", calls, seen)
 	}
 	if len(got) != len(want) {
 		t.Fatalf("%d predictions, want %d", len(got), len(want))

@@ -293,7 +293,7 @@ const wgChunkMin = 1 << 13
 // worth: starting a goroutine costs a few microseconds). Above, [0, n) is
 // cut into up to chunksPerWorker chunks per CPU, of wgChunkMin units of
 // work or more, which the CPUs, the calling goroutine's included, take in
-// turn (splitDynamic): a CPU that wakes late or runs slow takes fewer
+// turn (parallel.Run): a CPU that wakes late or runs slow takes fewer
 // chunks instead of holding the other one idle at the end of the phase.
 // Each item of [0, n) (a channel, a plane) writes outputs of its own, so
 // the results do not depend on which CPU took which chunk.

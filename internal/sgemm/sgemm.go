@@ -18,7 +18,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
-	"sync/atomic"
+
+	"github.com/gozoo/gozoo/internal/parallel"
 )
 
 // Blocking: a packed block of op(B) is at most kcMax × ncMax floats
@@ -217,7 +218,7 @@ func (p *problem) run(ks kernelSet, workers int) {
 	// The tiles are cut into chunks, on tile boundaries (so that every
 	// element of C is computed as on one goroutine: the same full or edge
 	// tile, the same sums), the larger chunks first. The workers, the
-	// calling goroutine included, take them in turn: a CPU that starts late
+	// calling goroutine included, take them in turn (parallel.Run): a CPU that starts late
 	// or runs slow takes fewer, instead of holding the others idle at the
 	// end. Every chunk packs its own block of B (all of B when the rows
 	// are split), so row chunks are fewer.
@@ -228,28 +229,14 @@ func (p *problem) run(ks kernelSet, workers int) {
 	// The goroutines share a copy of p, so that p itself does not escape:
 	// SgemmSerial's problem then stays on its caller's stack.
 	q := *p
-	var next atomic.Int64
-	work := func() {
-		for c := int(next.Add(1)) - 1; c < chunks; c = int(next.Add(1)) - 1 {
-			lo, hi := chunkAt(c, tiles, chunks), chunkAt(c+1, tiles, chunks)
-			if splitN {
-				q.compute(kern, 0, q.m, lo*kern.nr, min(hi*kern.nr, q.n))
-			} else {
-				q.compute(kern, lo*kern.mr, min(hi*kern.mr, q.m), 0, q.n)
-			}
+	parallel.Run(tiles, chunks, workers, func(_, lo, hi int) {
+		if splitN {
+			q.compute(kern, 0, q.m, lo*kern.nr, min(hi*kern.nr, q.n))
+		} else {
+			q.compute(kern, lo*kern.mr, min(hi*kern.mr, q.m), 0, q.n)
 		}
-	}
-	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Go(work)
-	}
-	work()
-	wg.Wait()
+	})
 }
-
-// chunkAt is where chunk c of [0, n) cut into chunks begins: each chunk
-// holds n/chunks items, and the first n%chunks one more.
-func chunkAt(c, n, chunks int) int { return c*(n/chunks) + min(c, n%chunks) }
 
 // scaleC sets C = beta·C without reading C when beta is 0.
 func (p *problem) scaleC() {
